@@ -1,0 +1,171 @@
+"""The `aqe` command: run the bot locally, run one process, manage API keys."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+
+import click
+from redis.asyncio import Redis
+
+from jobs import apikeys
+from jobs.redis_server import EmbeddedRedis, running_url
+from jobs.settings import Settings, SettingsError, load_settings
+
+
+def _settings() -> Settings:
+    try:
+        return load_settings()
+    except SettingsError as exc:
+        click.echo(f"aqe: {exc}", err=True)
+        sys.exit(2)
+
+
+def _logging(settings: Settings) -> None:
+    logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+
+
+@click.group()
+def main() -> None:
+    """AQE: quality-engineering checks on every pull request."""
+
+
+def _spawn(role: str, env: dict[str, str]) -> subprocess.Popen[bytes]:
+    return subprocess.Popen([sys.executable, "-m", "app.cli", role], env=env)
+
+
+def _stop(children: list[subprocess.Popen[bytes]]) -> None:
+    for child in children:
+        if child.poll() is None:
+            child.send_signal(signal.SIGTERM)
+    deadline = time.monotonic() + 20
+    for child in children:
+        try:
+            child.wait(max(0.1, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            child.kill()
+
+
+def _missing_message(settings: Settings) -> str:
+    return (f"GitHub is not configured yet (missing: {', '.join(settings.missing)}). AQE runs anyway; "
+            "GitHub webhooks are answered 503 until these are set (see docs/install.md).")
+
+
+@main.command()
+def run() -> None:
+    """Start everything: the embedded Redis (when REDIS_URL is unset), the web process and the worker."""
+    settings = _settings()
+    if settings.missing:
+        click.echo(f"aqe: {_missing_message(settings)}", err=True)
+    embedded = None if settings.redis_url else EmbeddedRedis(settings.data_dir)
+    url = settings.redis_url or embedded.start()  # type: ignore[union-attr]
+    if embedded:
+        click.echo(f"aqe: embedded Redis (Valkey) on {url}, data in {embedded.dir}", err=True)
+    env = {**os.environ, "REDIS_URL": url, "AQE_SUPERVISED": "1"}
+    children = [_spawn("web", env), _spawn("worker", env)]
+    stopping = False
+
+    def on_signal(signum: int, frame: object) -> None:
+        nonlocal stopping
+        stopping = True
+
+    signal.signal(signal.SIGINT, on_signal)
+    signal.signal(signal.SIGTERM, on_signal)
+    try:
+        while not stopping and all(c.poll() is None for c in children):
+            time.sleep(0.2)
+    finally:
+        _stop(children)
+        if embedded:
+            embedded.stop()
+    failed = [c for c in children if c.returncode not in (0, -signal.SIGTERM, None)]
+    sys.exit(1 if failed and not stopping else 0)
+
+
+@main.command()
+@click.option("--host", default="0.0.0.0", show_default=True)
+def web(host: str) -> None:
+    """Run only the web process on $PORT (needs REDIS_URL)."""
+    import uvicorn
+
+    from app.main import create_app
+
+    settings = _settings()
+    _logging(settings)
+    if settings.missing and not os.environ.get("AQE_SUPERVISED"):
+        logging.getLogger("aqe").warning(_missing_message(settings))
+    uvicorn.run(create_app(settings), host=host, port=settings.port, access_log=False, proxy_headers=True,
+                log_level=settings.log_level.lower(), timeout_graceful_shutdown=10)
+
+
+@main.command()
+@click.option("--concurrency", default=4, show_default=True, help="jobs run at once by this worker")
+def worker(concurrency: int) -> None:
+    """Run only the worker (needs REDIS_URL)."""
+    from jobs.worker import create_worker
+
+    settings = _settings()
+    _logging(settings)
+    if settings.missing and not os.environ.get("AQE_SUPERVISED"):
+        logging.getLogger("aqe").warning(_missing_message(settings))
+    create_worker(settings, max_jobs=concurrency).run()
+
+
+@contextlib.contextmanager
+def _redis_url(settings: Settings) -> Iterator[str]:
+    """REDIS_URL, else the embedded server a running `aqe run` owns, else a short-lived embedded one."""
+    url = settings.redis_url or running_url(settings.data_dir)
+    if url:
+        yield url
+        return
+    with EmbeddedRedis(settings.data_dir) as url:
+        yield url
+
+
+async def _with_redis(url: str, action):  # type: ignore[no-untyped-def]
+    redis = Redis.from_url(url)
+    try:
+        return await action(redis)
+    finally:
+        await redis.aclose()
+
+
+@main.group()
+def api() -> None:
+    """Manage API keys for the REST API."""
+
+
+@api.command("generate-key")
+@click.option("--name", required=True, help="who or what uses the key, e.g. 'jenkins'")
+def generate_key(name: str) -> None:
+    """Create an API key; it is shown once and stored only as a SHA-256 hash."""
+    settings = _settings()
+    with _redis_url(settings) as url:
+        try:
+            key = asyncio.run(_with_redis(url, lambda r: apikeys.create_key(r, name)))
+        except ValueError as exc:
+            raise click.BadParameter(str(exc), param_hint="--name") from None
+    click.echo(key)
+    click.echo(f"Key '{name.strip()}' created. Store it now: AQE keeps only its hash.", err=True)
+
+
+@api.command("list-keys")
+def list_keys() -> None:
+    """List API keys (name, first characters, creation time)."""
+    settings = _settings()
+    with _redis_url(settings) as url:
+        keys = asyncio.run(_with_redis(url, apikeys.list_keys))
+    for key in keys:
+        created = time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(key.created_at))
+        click.echo(f"{key.name}\t{key.hint}…\t{created}Z")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,52 @@
+"""The web process: `create_app(settings)` builds the Starlette app; `app` is what uvicorn serves."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+
+from redis.asyncio import Redis
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.routing import Route
+
+from app import health, pages, webhooks
+from app.api.errors import ApiError, api_error, http_error, server_error
+from app.api.routes import api_v1
+from jobs.settings import Settings, load_settings
+from jobs.store import JobStore
+
+log = logging.getLogger("aqe.web")
+
+
+def create_app(settings: Settings) -> Starlette:
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        if not settings.redis_url:
+            raise RuntimeError("REDIS_URL is not set; start the web process with `aqe run` or set REDIS_URL")
+        redis = Redis.from_url(settings.redis_url, max_connections=256, health_check_interval=30)
+        app.state.redis, app.state.store = redis, JobStore(redis)
+        try:
+            yield
+        finally:
+            await redis.aclose()
+
+    routes = [
+        Route("/webhooks/github", webhooks.github, methods=["POST"]),
+        Route("/healthz", health.healthz, methods=["GET"]),
+        Route("/readyz", health.readyz, methods=["GET"]),
+        Route("/jobs/{job_id}", pages.job_page, methods=["GET"]),
+        api_v1,
+    ]
+    app = Starlette(routes=routes, lifespan=lifespan,
+                    exception_handlers={ApiError: api_error, HTTPException: http_error, 500: server_error})
+    app.state.settings = settings
+    return app
+
+
+def app_from_environment() -> Starlette:
+    """Entry point for `uvicorn --factory app.main:app_from_environment` (the Procfile's web line)."""
+    settings = load_settings()
+    logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    return create_app(settings)

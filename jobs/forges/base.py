@@ -1,0 +1,43 @@
+"""What every forge provides, and the forge-neutral outcome of reading one webhook delivery."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from jobs.model import RunRequest
+
+
+class WebhookError(Exception):
+    """A delivery we refuse; `status_code` is what the sender gets back."""
+
+    def __init__(self, status_code: int, message: str) -> None:
+        super().__init__(message)
+        self.status_code = status_code
+        self.message = message
+
+
+@dataclass(frozen=True)
+class Delivery:
+    """A verified delivery: who sent what, and the id used to drop redeliveries."""
+
+    forge: str
+    event: str
+    delivery_id: str
+    payload: bytes
+    secret_index: int = 0
+
+
+@dataclass
+class Decision:
+    """What a delivery asks for: runs to enqueue, or nothing (with the reason), or a fact to record."""
+
+    runs: list[RunRequest] = field(default_factory=list)
+    ignored: str | None = None
+    action: str = ""
+    repo: str = ""
+    record: dict[str, Any] | None = None  # e.g. an installation change
+
+    @classmethod
+    def ignore(cls, reason: str, *, action: str = "", repo: str = "") -> Decision:
+        return cls(ignored=reason, action=action, repo=repo)

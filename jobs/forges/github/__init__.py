@@ -1,0 +1,51 @@
+"""GitHub: webhook verification and parsing, App auth, the API client and the reporter."""
+
+from __future__ import annotations
+
+from jobs.checkout import Source
+from jobs.errors import NotConfigured
+from jobs.forges.github.auth import git_auth_header
+from jobs.forges.github.client import GitHubClient
+from jobs.forges.github.reporter import GitHubReporter
+from jobs.links import job_page_url
+from jobs.model import JobRecord, RunRequest
+from jobs.services import Services
+
+
+class GitHubForge:
+    name = "github"
+
+    def client(self, services: Services, token: str | None = None) -> GitHubClient:
+        return GitHubClient(services.http, base_url=services.settings.github_api_url, oauth_token=token)
+
+    async def token(self, services: Services, request: RunRequest) -> str:
+        if services.github_tokens is None:
+            raise NotConfigured("GitHub App is not configured: " + ", ".join(services.settings.missing))
+        gh = self.client(services)
+        if request.installation_id is None:
+            request.installation_id = await services.github_tokens.installation_for(gh, request.repo)
+        return await services.github_tokens.token(gh, request.installation_id)
+
+    async def reporter(self, services: Services, record: JobRecord, token: str) -> GitHubReporter:
+        settings = services.settings
+        job_url = job_page_url(settings.public_url, settings.jwt_secret, record.id)
+        return GitHubReporter(self.client(services, token), token, services.redis, repo=record.request.repo,
+                              head_sha=record.request.head_sha, job_id=record.id, job_url=job_url,
+                              app_slug=settings.github.app_slug if settings.github else "aqe",
+                              refs=record.report_refs)
+
+    def git_auth(self, token: str) -> str:
+        return git_auth_header(token)
+
+    def source(self, request: RunRequest) -> Source:
+        refs = []
+        if request.pr_number is not None:
+            refs.append(f"refs/pull/{request.pr_number}/head")  # works for forks: the base repo has it
+        elif request.head_ref:
+            refs.append(f"refs/heads/{request.head_ref}")
+        if request.base_ref:
+            refs.append(f"refs/heads/{request.base_ref}")
+        return Source(request.repo, request.clone_url, request.head_sha, tuple(refs))
+
+
+FORGE = GitHubForge()

@@ -1,0 +1,14 @@
+"""The forges AQE speaks to, by name. Adding one is a folder under forges/ and a line here."""
+
+from __future__ import annotations
+
+from jobs.forges.github import FORGE as GITHUB
+
+FORGES = {"github": GITHUB}
+
+
+def forge(name: str):  # -> GitHubForge-shaped object
+    try:
+        return FORGES[name]
+    except KeyError:
+        raise KeyError(f"unknown forge {name!r}; known: {', '.join(FORGES)}") from None

@@ -1,0 +1,109 @@
+"""The forge-neutral job model shared by the web process and the worker.
+
+Only these plain structs cross the queue and live in Redis; everything forge-specific is
+translated into them at the edge (``jobs.forges.<forge>.webhook``) and back out of them in the
+forge's reporter.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Literal
+
+import msgspec
+
+Level = Literal["failure", "warning", "notice"]
+Conclusion = Literal["success", "failure", "neutral", "cancelled", "skipped", "timed_out", "action_required"]
+JobStatus = Literal["queued", "running", "completed", "failed", "cancelled", "skipped"]
+
+TERMINAL_STATUSES: frozenset[str] = frozenset({"completed", "failed", "cancelled", "skipped"})
+
+
+class RunRequest(msgspec.Struct, kw_only=True):
+    """One analysis of one commit, as asked for by a webhook, a comment or the API."""
+
+    forge: str
+    repo: str  # "owner/name" on GitHub, the project path on GitLab
+    clone_url: str
+    head_sha: str
+    trigger: str  # what asked for it, e.g. "pull_request.synchronize", "check_run.rerequested"
+    agents: list[str]
+    base_sha: str | None = None
+    head_ref: str | None = None
+    base_ref: str | None = None
+    pr_number: int | None = None
+    fork: bool = False
+    draft: bool = False
+    trusted: bool = False  # a maintainer asked for this run explicitly (e.g. "/aqe run")
+    installation_id: int | None = None
+    delivery_id: str | None = None
+    sender: str | None = None
+
+    def dedupe_key(self, kind: str = "analyse") -> str:
+        """What makes two requests "the same run": one active job per such key."""
+        agents = ",".join(sorted(self.agents))
+        commit = self.head_sha or f"pr{self.pr_number}"  # "/aqe run" knows the PR, not yet its head
+        return f"{self.forge}:{self.repo}:{commit}:{kind}:{agents}"
+
+
+class Finding(msgspec.Struct, kw_only=True):
+    """One thing an agent wants to point at: a file, a line range and a message."""
+
+    path: str
+    start_line: int
+    end_line: int
+    level: Level
+    rule: str
+    message: str
+    title: str | None = None
+    raw_details: str | None = None
+
+
+class AgentResult(msgspec.Struct, kw_only=True):
+    agent: str
+    conclusion: Conclusion
+    title: str
+    summary: str
+    text: str = ""
+    metrics: dict[str, float | int | str] = {}
+    findings: list[Finding] = []
+    duration_s: float = 0.0
+
+
+class Step(msgspec.Struct, kw_only=True):
+    name: str
+    started_at: float
+    finished_at: float | None = None
+
+    @property
+    def duration_s(self) -> float | None:
+        return None if self.finished_at is None else round(self.finished_at - self.started_at, 3)
+
+
+class JobRecord(msgspec.Struct, kw_only=True):
+    """What `GET /api/v1/job/{id}/status` shows; stored as JSON at ``aqe:job:{id}``."""
+
+    id: str
+    status: JobStatus
+    request: RunRequest
+    created_at: float
+    progress: float = 0.0
+    step: str | None = None
+    steps: list[Step] = []
+    started_at: float | None = None
+    finished_at: float | None = None
+    results: list[AgentResult] = []
+    conclusion: Conclusion | None = None
+    error: str | None = None
+    reason: str | None = None  # why a job was skipped
+    report_refs: dict[str, int] = {}  # forge objects per agent (check run ids), reused if the job is retried
+    attempts: int = 0
+
+
+def now() -> float:
+    return round(time.time(), 3)
+
+
+json_encoder = msgspec.json.Encoder()
+record_decoder = msgspec.json.Decoder(JobRecord)
+request_decoder = msgspec.json.Decoder(RunRequest)

@@ -1,0 +1,103 @@
+"""The per-repository `.aqe.yml`: schema, defaults and error messages that point at a line."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import msgspec
+import yaml
+
+CONFIG_PATHS = (".aqe.yml", ".github/aqe.yml")
+
+
+class TestsConfig(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    __test__ = False  # not a pytest test class
+
+    command: str | None = None  # default: detected (pytest for Python repositories)
+    setup: list[str] = []  # shell commands run before the tests, e.g. "pip install -r requirements.txt"
+    timeout: int = msgspec.field(default=600)  # seconds for setup + tests together
+    memory_mb: int = 4096  # address-space limit of every process the tests start
+    junit: list[str] = []  # globs of JUnit XML files a custom command writes
+    coverage: list[str] = []  # globs of Cobertura XML files a custom command writes
+    forks: bool = False  # run the tests of pull requests from forks without a maintainer's "/aqe run"
+
+    def __post_init__(self) -> None:
+        if not 1 <= self.timeout <= 6 * 3600:
+            raise ValueError("must be between 1 and 21600 seconds (at `$.tests.timeout`)")
+        if not 64 <= self.memory_mb <= 1024 * 1024:
+            raise ValueError("must be between 64 and 1048576 (at `$.tests.memory_mb`)")
+
+
+class PullRequestsConfig(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    drafts: bool = False  # analyse draft pull requests too
+
+
+class RepoConfig(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    tests: TestsConfig = msgspec.field(default_factory=TestsConfig)
+    pull_requests: PullRequestsConfig = msgspec.field(default_factory=PullRequestsConfig)
+
+
+class ConfigError(ValueError):
+    """An invalid `.aqe.yml`; the message names the file, the key path and the line."""
+
+    def __init__(self, path: str, message: str, line: int | None) -> None:
+        self.path, self.message, self.line = path, message, line
+        where = f"{path}, line {line}" if line else path
+        super().__init__(f"{where}: {message}")
+
+
+def _normalise(raw: Any) -> Any:
+    """Accept a single string where a list of strings is expected (`setup: make deps`)."""
+    if isinstance(raw, dict) and isinstance(raw.get("tests"), dict):
+        tests = raw["tests"]
+        for key in ("setup", "junit", "coverage"):
+            if isinstance(tests.get(key), str):
+                tests[key] = [tests[key]]
+    return raw
+
+
+def _line_of(root: yaml.Node | None, keys: list[str]) -> int | None:
+    """1-based line of the deepest node along `keys` that exists in the YAML tree."""
+    node, line = root, (root.start_mark.line + 1 if root is not None else None)
+    for key in keys:
+        if not isinstance(node, yaml.MappingNode):
+            break
+        for k, v in node.value:
+            if k.value == key:
+                node, line = v, k.start_mark.line + 1
+                break
+        else:
+            break
+    return line
+
+
+_PATH_RE = re.compile(r"`\$((?:\.[A-Za-z0-9_]+|\[\d+\])*)`")
+
+
+def parse_config(text: str, path: str = ".aqe.yml") -> RepoConfig:
+    """Parse and validate a config file's text; raise ConfigError with the line on any problem."""
+    try:
+        raw = yaml.safe_load(text)
+        root = yaml.compose(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        problem = getattr(exc, "problem", None) or str(exc)
+        raise ConfigError(path, f"not valid YAML: {problem}", mark.line + 1 if mark else None) from None
+    if raw is None:
+        return RepoConfig()
+    if not isinstance(raw, dict):
+        raise ConfigError(path, "the top level must be a mapping of sections (tests, pull_requests)", 1)
+    try:
+        return msgspec.convert(_normalise(raw), RepoConfig)
+    except msgspec.ValidationError as exc:
+        message = str(exc)
+        found = _PATH_RE.search(message)
+        keys = re.findall(r"\.([A-Za-z0-9_]+)", found.group(1)) if found else []
+        if "unknown field" in message:
+            unknown = re.search(r"unknown field `([^`]+)`", message)
+            if unknown:
+                keys.append(unknown.group(1))
+        key_path = ".".join(keys) or "(top level)"
+        clean = _PATH_RE.sub("", message).replace(" - at ", "").replace(" (at )", "").strip(" -")
+        raise ConfigError(path, f"{key_path}: {clean}", _line_of(root, keys)) from None

@@ -1,0 +1,31 @@
+"""The port the pipeline reports through; each forge implements it in `forges/<forge>/reporter.py`."""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+from jobs.model import AgentResult, Conclusion, JobRecord, RunRequest
+
+
+class Reporter(Protocol):
+    refs: dict[str, int]  # forge object per agent (e.g. check run ids), kept in the job record across retries
+
+    async def resolve(self, request: RunRequest) -> RunRequest:
+        """Fill in what the trigger did not carry (e.g. a PR's head sha for a comment command)."""
+        ...
+
+    async def begin(self, agents: list[str]) -> None:
+        """Show every agent as queued on the commit."""
+        ...
+
+    async def agent_started(self, agent: str) -> None: ...
+
+    async def agent_finished(self, result: AgentResult) -> None: ...
+
+    async def abort(self, conclusion: Conclusion, reason: str) -> None:
+        """End every agent not yet finished with `conclusion` and the reason: nothing stays in progress."""
+        ...
+
+    async def summarise(self, record: JobRecord, extra_prs: set[int]) -> None:
+        """Create or edit the one summary comment on the pull request(s)."""
+        ...

@@ -1,0 +1,167 @@
+"""Job records, progress streams and the enqueue script: the Redis side of the job model.
+
+Key layout (all under `aqe:` except arq's own):
+  aqe:delivery:{forge}:{delivery id}  -> job id(s) or "ignored:<reason>"      (TTL 4 days)
+  aqe:active:{dedupe key}             -> the job id currently queued/running for that key
+  aqe:job:{id}                        -> JobRecord as JSON                       (TTL 30 days)
+  aqe:job:{id}:events                 -> Redis Stream of progress events          (TTL 30 days)
+  aqe:job:{id}:prs                    -> extra PR numbers coalesced into the job
+  aqe:jobs                            -> sorted set of job ids by creation time
+  aqe:deliveries                      -> Redis Stream log of every delivery and what became of it
+  arq:job:{id}, arq:queue             -> arq's own job and queue keys
+"""
+
+from __future__ import annotations
+
+import secrets
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import msgspec
+from redis.asyncio import Redis
+
+from jobs.model import JobRecord, RunRequest, Step, json_encoder, now, record_decoder
+
+DELIVERY_TTL_S = 4 * 24 * 3600  # GitHub lets a delivery be redelivered for 3 days
+RECORD_TTL_S = 30 * 24 * 3600
+ACTIVE_TTL_S = 2 * 3600  # longer than any job may run (the worker's job_timeout)
+STREAM_MAXLEN = 2000
+DELIVERY_LOG_MAXLEN = 100_000
+ARQ_JOB_PREFIX = "arq:job:"
+ARQ_QUEUE = "arq:queue"
+ARQ_FUNCTION = "analyse"
+ARQ_EXPIRES_MS = 24 * 3600 * 1000
+
+
+def job_key(job_id: str) -> str:
+    return f"aqe:job:{job_id}"
+
+
+def events_key(job_id: str) -> str:
+    return f"aqe:job:{job_id}:events"
+
+
+def prs_key(job_id: str) -> str:
+    return f"aqe:job:{job_id}:prs"
+
+
+def new_job_id() -> str:
+    """Time-ordered and unguessable: 12 hex digits of milliseconds + 12 random ones."""
+    return f"{int(time.time() * 1000):012x}{secrets.token_hex(6)}"
+
+
+# KEYS: delivery, active, arq job, arq queue, record, events, jobs index, delivery log
+# ARGV: job id, arq job bytes, score ms, arq ttl ms, record json, event json, delivery ttl, active ttl,
+#       record ttl, pr number or "", stream maxlen, log fields (event, action, repo)
+_ENQUEUE_LUA = """
+local seen = redis.call('GET', KEYS[1])
+if seen then return {'duplicate', seen} end
+local active = redis.call('GET', KEYS[2])
+if active then
+  if ARGV[10] ~= '' then
+    redis.call('SADD', 'aqe:job:' .. active .. ':prs', ARGV[10])
+    redis.call('EXPIRE', 'aqe:job:' .. active .. ':prs', ARGV[9])
+  end
+  redis.call('SET', KEYS[1], active, 'EX', ARGV[7])
+  redis.call('XADD', KEYS[8], 'MAXLEN', '~', ARGV[15], '*', 'event', ARGV[12], 'action', ARGV[13], 'repo', ARGV[14], 'outcome', 'coalesced', 'job', active)
+  return {'coalesced', active}
+end
+redis.call('SET', KEYS[2], ARGV[1], 'EX', ARGV[8])
+redis.call('SET', KEYS[3], ARGV[2], 'PX', ARGV[4])
+redis.call('ZADD', KEYS[4], ARGV[3], ARGV[1])
+redis.call('SET', KEYS[5], ARGV[5], 'EX', ARGV[9])
+redis.call('XADD', KEYS[6], 'MAXLEN', '~', ARGV[11], '*', 'type', 'queued', 'data', ARGV[6])
+redis.call('EXPIRE', KEYS[6], ARGV[9])
+redis.call('ZADD', KEYS[7], ARGV[3], ARGV[1])
+redis.call('SET', KEYS[1], ARGV[1], 'EX', ARGV[7])
+redis.call('XADD', KEYS[8], 'MAXLEN', '~', ARGV[15], '*', 'event', ARGV[12], 'action', ARGV[13], 'repo', ARGV[14], 'outcome', 'queued', 'job', ARGV[1])
+return {'queued', ARGV[1]}
+"""
+
+_arq_encoder = msgspec.msgpack.Encoder()
+
+
+def arq_job_bytes(job_id: str, enqueue_ms: int) -> bytes:
+    """The job exactly as arq's `serialize_job` would store it, with our msgpack serializer."""
+    return _arq_encoder.encode({"t": None, "f": ARQ_FUNCTION, "a": [job_id], "k": {}, "et": enqueue_ms})
+
+
+def arq_serialize(obj: Any) -> bytes:
+    return _arq_encoder.encode(obj)
+
+
+def arq_deserialize(data: bytes) -> Any:
+    return msgspec.msgpack.decode(data)
+
+
+@dataclass(frozen=True)
+class EnqueueOutcome:
+    state: str  # "queued" | "coalesced" | "duplicate"
+    job_id: str
+
+
+class JobStore:
+    """Reads and writes job records; the only code that knows the key layout above."""
+
+    def __init__(self, redis: Redis) -> None:
+        self.redis = redis
+        self._enqueue = redis.register_script(_ENQUEUE_LUA)
+
+    async def enqueue(self, request: RunRequest, *, delivery_key: str, event: str = "", action: str = "") -> EnqueueOutcome:
+        """Dedupe by delivery, coalesce by meaning, enqueue for arq and create the record: one round trip."""
+        job_id, created = new_job_id(), now()
+        record = JobRecord(id=job_id, status="queued", request=request, created_at=created)
+        score = int(created * 1000)
+        keys = [delivery_key, f"aqe:active:{request.dedupe_key()}", ARQ_JOB_PREFIX + job_id, ARQ_QUEUE,
+                job_key(job_id), events_key(job_id), "aqe:jobs", "aqe:deliveries"]
+        args = [job_id, arq_job_bytes(job_id, score), score, ARQ_EXPIRES_MS, json_encoder.encode(record),
+                b'{"status":"queued","progress":0.0}', DELIVERY_TTL_S, ACTIVE_TTL_S, RECORD_TTL_S,
+                request.pr_number or "", STREAM_MAXLEN, event, action, request.repo, DELIVERY_LOG_MAXLEN]
+        state, found = await self._enqueue(keys=keys, args=args)
+        return EnqueueOutcome(state.decode(), found.decode())
+
+    async def record_ignored(self, delivery_key: str, *, event: str, action: str, repo: str, reason: str) -> bool:
+        """Remember an answered delivery that starts nothing. False if it was seen before."""
+        if not await self.redis.set(delivery_key, f"ignored:{reason}", ex=DELIVERY_TTL_S, nx=True):
+            return False
+        await self.redis.xadd("aqe:deliveries", {"event": event, "action": action, "repo": repo, "outcome": "ignored",
+                                                 "reason": reason}, maxlen=DELIVERY_LOG_MAXLEN, approximate=True)
+        return True
+
+    async def get(self, job_id: str) -> JobRecord | None:
+        raw = await self.redis.get(job_key(job_id))
+        return None if raw is None else record_decoder.decode(raw)
+
+    async def save(self, record: JobRecord, event_type: str, data: dict[str, Any]) -> str:
+        """Store the record and append one event to its stream, atomically. Returns the event id."""
+        async with self.redis.pipeline(transaction=True) as pipe:
+            pipe.set(job_key(record.id), json_encoder.encode(record), ex=RECORD_TTL_S)
+            pipe.xadd(events_key(record.id), {"type": event_type, "data": json_encoder.encode(data)},
+                      maxlen=STREAM_MAXLEN, approximate=True)
+            pipe.expire(events_key(record.id), RECORD_TTL_S)
+            _, event_id, _ = await pipe.execute()
+        return event_id.decode() if isinstance(event_id, bytes) else str(event_id)
+
+    async def extra_prs(self, job_id: str) -> set[int]:
+        return {int(n) for n in await self.redis.smembers(prs_key(job_id))}
+
+    async def release(self, record: JobRecord) -> None:
+        """Let the next request with the same meaning start a new job (compare-and-delete)."""
+        await self.redis.eval(
+            "if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end return 0",
+            1, f"aqe:active:{record.request.dedupe_key()}", record.id)
+
+    async def events(self, job_id: str, after: str = "0-0", count: int = 1000) -> list[tuple[str, dict[str, Any]]]:
+        entries = await self.redis.xrange(events_key(job_id), min=f"({after}" if after != "0-0" else "-", count=count)
+        return [(eid.decode(), {"type": f[b"type"].decode(), **msgspec.json.decode(f[b"data"])}) for eid, f in entries]
+
+
+def start_step(record: JobRecord, name: str, progress: float) -> None:
+    record.steps.append(Step(name=name, started_at=now()))
+    record.step, record.progress = name, round(progress, 1)
+
+
+def finish_step(record: JobRecord) -> None:
+    if record.steps and record.steps[-1].finished_at is None:
+        record.steps[-1].finished_at = now()

@@ -1,0 +1,52 @@
+"""The arq worker: `aqe worker` (or the Procfile's `worker:` line) runs `run_worker(settings)`."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from arq import func
+from arq.connections import RedisSettings
+from arq.worker import Worker
+from redis.asyncio import Redis
+
+from jobs.pipeline import JOB_TIMEOUT_S
+from jobs.services import Services
+from jobs.settings import Settings
+from jobs.store import ARQ_FUNCTION, ARQ_QUEUE, arq_deserialize, arq_serialize
+from jobs.tasks.analyse import analyse
+from jobs.worker_health import HEALTH_INTERVAL_S
+
+log = logging.getLogger("aqe.worker")
+
+
+def create_worker(settings: Settings, *, max_jobs: int = 4, burst: bool = False) -> Worker:
+    if not settings.redis_url:
+        raise RuntimeError("REDIS_URL is not set; start the worker with `aqe run` or set REDIS_URL")
+
+    async def on_startup(ctx: dict[str, Any]) -> None:
+        redis = Redis.from_url(settings.redis_url, max_connections=64)
+        ctx["services"] = Services.create(settings, redis)
+
+    async def on_shutdown(ctx: dict[str, Any]) -> None:
+        services: Services | None = ctx.get("services")
+        if services is not None:
+            await services.close()
+            await services.redis.aclose()
+
+    return Worker(
+        functions=[func(analyse, name=ARQ_FUNCTION, timeout=JOB_TIMEOUT_S + 120, max_tries=3)],
+        queue_name=ARQ_QUEUE,
+        redis_settings=RedisSettings.from_dsn(settings.redis_url),
+        on_startup=on_startup,
+        on_shutdown=on_shutdown,
+        job_serializer=arq_serialize,
+        job_deserializer=arq_deserialize,
+        poll_delay=settings.worker_poll_delay,
+        health_check_interval=HEALTH_INTERVAL_S,
+        max_jobs=max_jobs,
+        keep_result=3600,
+        allow_abort_jobs=True,
+        burst=burst,
+        handle_signals=not burst,
+    )

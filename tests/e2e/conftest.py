@@ -1,0 +1,161 @@
+"""The whole bot as real processes: web (uvicorn) + arq worker + Redis + a fake GitHub on 127.0.0.1."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import redis as redis_sync
+
+from tests.conftest import APP_ID, WEBHOOK_SECRET
+from tests.fakes.github import FakeGitHub
+
+REPO = "acme/widgets"
+INSTALLATION_ID = 2311213
+FIXTURES = Path(__file__).parents[1] / "fixtures" / "github"
+ROOT = Path(__file__).parents[2]
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def git(cwd: Path, *args: str) -> str:
+    env = {"PATH": os.environ["PATH"], "HOME": str(cwd), "GIT_AUTHOR_NAME": "Ada", "GIT_AUTHOR_EMAIL": "ada@example.com",
+           "GIT_COMMITTER_NAME": "Ada", "GIT_COMMITTER_EMAIL": "ada@example.com", "GIT_CONFIG_NOSYSTEM": "1"}
+    return subprocess.run(["git", *args], cwd=cwd, env=env, check=True, capture_output=True, text=True).stdout.strip()
+
+
+class SampleRepo:
+    """A real git repository with a tiny Python project whose tests fail or pass on demand."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        path.mkdir(parents=True)
+        git(path, "init", "-q", "-b", "main")
+        self.write("calc.py", "def add(a, b):\n    return a + b\n\n\ndef sub(a, b):\n    return a - b\n")
+        self.write("tests/test_calc.py", "from calc import add, sub\n\n\ndef test_add():\n    assert add(2, 2) == 4\n\n\n"
+                                         "def test_sub():\n    assert sub(5, 3) == 2\n")
+        self.main_sha = self.commit("initial project")
+
+    def write(self, rel: str, text: str) -> None:
+        file = self.path / rel
+        file.parent.mkdir(parents=True, exist_ok=True)
+        file.write_text(text)
+
+    def commit(self, message: str) -> str:
+        git(self.path, "add", "-A")
+        git(self.path, "commit", "-q", "-m", message)
+        return git(self.path, "rev-parse", "HEAD")
+
+    def branch(self, name: str) -> None:
+        git(self.path, "checkout", "-q", "-B", name)
+
+
+def fixture_payload(name: str) -> dict[str, Any]:
+    return json.loads((FIXTURES / name).read_text())
+
+
+def signed_headers(body: bytes, event: str, delivery: str | None = None, secret: str = WEBHOOK_SECRET) -> dict[str, str]:
+    signature = "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
+    return {"X-GitHub-Event": event, "X-GitHub-Delivery": delivery or str(uuid.uuid4()),
+            "X-Hub-Signature-256": signature, "Content-Type": "application/json", "User-Agent": "GitHub-Hookshot/test"}
+
+
+@dataclass
+class Stack:
+    web_url: str
+    fake: FakeGitHub
+    repo: SampleRepo
+    env: dict[str, str]
+    redis_url: str
+    processes: list[subprocess.Popen[bytes]] = field(default_factory=list)
+
+    def deliver(self, event: str, payload: dict[str, Any], *, delivery: str | None = None,
+                secret: str = WEBHOOK_SECRET) -> httpx.Response:
+        body = json.dumps(payload).encode()
+        return httpx.post(f"{self.web_url}/webhooks/github", content=body,
+                          headers=signed_headers(body, event, delivery, secret), timeout=10)
+
+    def pull_request_payload(self, action: str, number: int, head_sha: str, base_sha: str, head_ref: str) -> dict[str, Any]:
+        payload = fixture_payload(f"pull_request.{action}.json")
+        clone_url = f"{self.fake.url}/{REPO}.git"
+        payload["action"] = action
+        payload["number"] = number
+        pr = payload["pull_request"]
+        pr["number"], pr["draft"], pr["state"] = number, False, "open"
+        pr["head"].update(sha=head_sha, ref=head_ref)
+        pr["base"].update(sha=base_sha, ref="main")
+        for repo in (payload["repository"], pr["head"]["repo"], pr["base"]["repo"]):
+            repo.update(full_name=REPO, clone_url=clone_url, default_branch="main", fork=False)
+        payload["installation"]["id"] = INSTALLATION_ID
+        return payload
+
+    def aqe(self, *args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, "-m", "app.cli", *args], env=self.env, capture_output=True, text=True,
+                              timeout=60, cwd=ROOT)
+
+    def wait_ready(self, timeout: float = 30.0) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            try:
+                if httpx.get(f"{self.web_url}/readyz", timeout=1).status_code == 200:
+                    return
+            except httpx.HTTPError:
+                pass
+            for proc in self.processes:
+                if proc.poll() is not None:
+                    raise RuntimeError(f"a process of the stack exited with {proc.returncode}")
+            time.sleep(0.1)
+        raise TimeoutError("web + worker not ready")
+
+
+@pytest.fixture
+def stack(tmp_path: Path, redis_url: str, private_key_file: Path, rsa_key_pair: tuple[bytes, bytes]) -> Iterator[Stack]:
+    redis_sync.Redis.from_url(redis_url).flushdb()
+    repo = SampleRepo(tmp_path / "sample")
+    fake = FakeGitHub(APP_ID, rsa_key_pair[1], git_root=tmp_path / "git")
+    fake.start()
+    fake.add_repo(REPO, repo.path)
+    fake.install(INSTALLATION_ID, [REPO])
+    port = free_port()
+    env = {"PATH": os.environ["PATH"], "HOME": str(tmp_path), "REDIS_URL": redis_url, "GITHUB_APP_ID": str(APP_ID),
+           "GITHUB_PRIVATE_KEY_PATH": str(private_key_file), "GITHUB_WEBHOOK_SECRET": f"old-secret,{WEBHOOK_SECRET}",
+           "GITHUB_API_URL": fake.url, "AQE_PUBLIC_URL": f"http://127.0.0.1:{port}", "PORT": str(port),
+           "AQE_DATA_DIR": str(tmp_path / "data"), "AQE_LOG_LEVEL": "INFO",
+           # secrets of the worker's own environment that must never reach the code under test
+           "AQE_JWT_SECRET": "jwt-secret-never-in-tests"}
+    log = open(tmp_path / "stack.log", "wb")
+    st = Stack(f"http://127.0.0.1:{port}", fake, repo, env, redis_url)
+    for role in (["web", "--host", "127.0.0.1"], ["worker"]):
+        st.processes.append(subprocess.Popen([sys.executable, "-m", "app.cli", *role], env=env, cwd=ROOT,
+                                             stdout=log, stderr=subprocess.STDOUT))
+    try:
+        st.wait_ready()
+        yield st
+    finally:
+        for proc in st.processes:
+            proc.terminate()
+        for proc in st.processes:
+            try:
+                proc.wait(15)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+        fake.stop()
+        log.close()
+        sys.stdout.write((tmp_path / "stack.log").read_text(errors="replace")[-6000:])

@@ -1,0 +1,66 @@
+"""Settings: read once, validated with messages that name the variable."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from jobs.settings import SettingsError, load_settings
+
+
+def test_defaults_without_github(tmp_path: Path) -> None:
+    settings = load_settings({"AQE_DATA_DIR": str(tmp_path)}, dotenv_path=None)
+    assert settings.github is None and settings.redis_url is None
+    assert settings.missing == ("GITHUB_APP_ID", "GITHUB_PRIVATE_KEY or GITHUB_PRIVATE_KEY_PATH", "GITHUB_WEBHOOK_SECRET")
+    assert settings.github_api_url == "https://api.github.com" and settings.rate_limit == "100/minute"
+    assert (tmp_path / "jwt_secret").stat().st_mode & 0o777 == 0o600
+
+
+def test_full_github_settings(make_settings) -> None:
+    settings = make_settings(GITHUB_WEBHOOK_SECRET="old, new", GITHUB_API_URL="https://ghe.example.com/api/v3/")
+    assert settings.github is not None and settings.github.app_id == 424242
+    assert settings.webhook_secrets == ("old", "new")
+    assert settings.github_api_url == "https://ghe.example.com/api/v3"
+    assert settings.missing == ()
+
+
+def test_private_key_inline_with_escaped_newlines(tmp_path: Path, rsa_key_pair) -> None:
+    pem = rsa_key_pair[0].decode().replace("\n", "\\n")
+    settings = load_settings({"GITHUB_APP_ID": "1", "GITHUB_PRIVATE_KEY": pem, "GITHUB_WEBHOOK_SECRET": "s",
+                              "AQE_DATA_DIR": str(tmp_path)}, dotenv_path=None)
+    assert settings.github is not None and settings.github.private_key.startswith("-----BEGIN RSA PRIVATE KEY-----\n")
+
+
+def test_every_problem_is_named(tmp_path: Path) -> None:
+    bad_key = tmp_path / "key.pem"
+    bad_key.write_text("not a key")
+    with pytest.raises(SettingsError) as caught:
+        load_settings({"GITHUB_APP_ID": "abc", "GITHUB_PRIVATE_KEY_PATH": str(bad_key), "AQE_RATE_LIMIT": "lots",
+                       "GITHUB_API_URL": "ftp://x", "REDIS_URL": "http://x", "AQE_DATA_DIR": str(tmp_path)},
+                      dotenv_path=None)
+    problems = "\n".join(caught.value.problems)
+    assert "GITHUB_APP_ID: 'abc' is not a positive integer" in problems
+    assert "GITHUB_PRIVATE_KEY_PATH: file is not a PEM RSA private key" in problems
+    assert "AQE_RATE_LIMIT: 'lots'" in problems
+    assert "GITHUB_API_URL: 'ftp://x' is not an http(s) URL" in problems
+    assert "REDIS_URL: scheme must be" in problems
+
+
+def test_missing_key_file(tmp_path: Path) -> None:
+    with pytest.raises(SettingsError, match="GITHUB_PRIVATE_KEY_PATH: cannot read"):
+        load_settings({"GITHUB_PRIVATE_KEY_PATH": str(tmp_path / "nope.pem"), "AQE_DATA_DIR": str(tmp_path)},
+                      dotenv_path=None)
+
+
+def test_dotenv_is_read_and_environment_wins(tmp_path: Path) -> None:
+    dotenv = tmp_path / ".env"
+    dotenv.write_text("AQE_PUBLIC_URL=https://from-dotenv.example\nAQE_RATE_LIMIT=5/second\n")
+    settings = load_settings({"AQE_RATE_LIMIT": "7/minute", "AQE_DATA_DIR": str(tmp_path)}, dotenv_path=dotenv)
+    assert settings.public_url == "https://from-dotenv.example" and settings.rate_limit == "7/minute"
+
+
+def test_secrets_are_not_in_repr(make_settings) -> None:
+    settings = make_settings(AQE_JWT_SECRET="topsecret-jwt")
+    assert "topsecret-jwt" not in repr(settings) and "test-webhook-secret" not in repr(settings)
+    assert "PRIVATE KEY" not in repr(settings)

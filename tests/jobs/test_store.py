@@ -1,0 +1,76 @@
+"""The enqueue script on a real Redis: dedupe by delivery, coalesce by meaning, arq-compatible jobs."""
+
+from __future__ import annotations
+
+import msgspec
+from redis.asyncio import Redis
+
+from jobs.model import RunRequest
+from jobs.store import ARQ_QUEUE, JobStore, arq_deserialize
+
+
+def _request(sha: str = "a" * 40, pr: int | None = 7, trigger: str = "pull_request.opened") -> RunRequest:
+    return RunRequest(forge="github", repo="acme/widgets", clone_url="https://github.com/acme/widgets.git",
+                      head_sha=sha, trigger=trigger, agents=["tests"], pr_number=pr)
+
+
+async def test_enqueue_creates_record_arq_job_and_event(redis: Redis) -> None:
+    store = JobStore(redis)
+    outcome = await store.enqueue(_request(), delivery_key="aqe:delivery:github:d1", event="pull_request", action="opened")
+    assert outcome.state == "queued"
+    record = await store.get(outcome.job_id)
+    assert record is not None and record.status == "queued" and record.request.pr_number == 7
+    job = arq_deserialize(await redis.get(f"arq:job:{outcome.job_id}"))
+    assert job["f"] == "analyse" and job["a"] == [outcome.job_id] and job["t"] is None
+    assert await redis.zscore(ARQ_QUEUE, outcome.job_id) is not None
+    [(_, event)] = await store.events(outcome.job_id)
+    assert event == {"type": "queued", "status": "queued", "progress": 0.0}
+    assert 3 * 86400 < await redis.ttl("aqe:delivery:github:d1") <= 4 * 86400
+
+
+async def test_same_delivery_is_a_duplicate(redis: Redis) -> None:
+    store = JobStore(redis)
+    first = await store.enqueue(_request(), delivery_key="aqe:delivery:github:d1")
+    again = await store.enqueue(_request(), delivery_key="aqe:delivery:github:d1")
+    assert again.state == "duplicate" and again.job_id == first.job_id
+    assert await redis.zcard(ARQ_QUEUE) == 1
+
+
+async def test_same_meaning_coalesces_and_keeps_the_pr(redis: Redis) -> None:
+    """A push and a PR event for one sha share one job; the PR number is remembered for the comment."""
+    store = JobStore(redis)
+    push = await store.enqueue(_request(pr=None, trigger="push"), delivery_key="aqe:delivery:github:d1")
+    pr = await store.enqueue(_request(pr=9), delivery_key="aqe:delivery:github:d2")
+    assert pr.state == "coalesced" and pr.job_id == push.job_id
+    assert await store.extra_prs(push.job_id) == {9}
+    assert await redis.zcard(ARQ_QUEUE) == 1
+
+
+async def test_release_lets_the_next_request_run(redis: Redis) -> None:
+    store = JobStore(redis)
+    first = await store.enqueue(_request(), delivery_key="aqe:delivery:github:d1")
+    record = await store.get(first.job_id)
+    assert record is not None
+    await store.release(record)
+    second = await store.enqueue(_request(), delivery_key="aqe:delivery:github:d2")
+    assert second.state == "queued" and second.job_id != first.job_id
+
+
+async def test_different_sha_is_a_different_job(redis: Redis) -> None:
+    store = JobStore(redis)
+    a = await store.enqueue(_request("a" * 40), delivery_key="aqe:delivery:github:d1")
+    b = await store.enqueue(_request("b" * 40), delivery_key="aqe:delivery:github:d2")
+    assert a.job_id != b.job_id and b.state == "queued"
+
+
+async def test_ignored_delivery_is_recorded_once(redis: Redis) -> None:
+    store = JobStore(redis)
+    assert await store.record_ignored("aqe:delivery:github:d9", event="star", action="", repo="acme/w", reason="no")
+    assert not await store.record_ignored("aqe:delivery:github:d9", event="star", action="", repo="acme/w", reason="no")
+    [(_, fields)] = await redis.xrange("aqe:deliveries")
+    assert fields[b"outcome"] == b"ignored" and fields[b"reason"] == b"no"
+
+
+def test_run_request_round_trips_as_json() -> None:
+    request = _request()
+    assert msgspec.json.decode(msgspec.json.encode(request), type=RunRequest) == request
