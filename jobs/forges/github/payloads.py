@@ -7,6 +7,7 @@ import msgspec
 
 class Repo(msgspec.Struct):
     full_name: str
+    id: int = 0
     clone_url: str = ""
     default_branch: str = "main"
     fork: bool = False
@@ -59,9 +60,14 @@ class PushEvent(msgspec.Struct):
     sender: User = msgspec.field(default_factory=User)
 
 
+class RepoId(msgspec.Struct):
+    id: int
+
+
 class ShaRef(msgspec.Struct):
     sha: str
     ref: str = ""
+    repo: RepoId | None = None
 
 
 class PullRequestRef(msgspec.Struct):

@@ -116,6 +116,11 @@ def _push(ev: p.PushEvent, d: Delivery) -> Decision:
     return Decision(runs=[run])
 
 
+def _own_pull_requests(refs: list[p.PullRequestRef], repo: p.Repo) -> list[p.PullRequestRef]:
+    """A fork's check suite lists the upstream PR too; its number means nothing in the fork."""
+    return [pr for pr in refs if pr.base.repo is None or not repo.id or pr.base.repo.id == repo.id]
+
+
 def _from_pr_refs(refs: list[p.PullRequestRef]) -> dict[str, object]:
     if not refs:
         return {}
@@ -123,16 +128,25 @@ def _from_pr_refs(refs: list[p.PullRequestRef]) -> dict[str, object]:
     return {"pr_number": pr.number, "base_sha": pr.base.sha, "base_ref": pr.base.ref}
 
 
+def _base_of_suite(refs: list[p.PullRequestRef], before: str | None, branch: str | None) -> dict[str, object]:
+    if refs:
+        return _from_pr_refs(refs)
+    if before and before != ZERO_SHA:
+        return {"base_sha": before, "base_ref": branch}
+    return {}
+
+
 def _check_suite(ev: p.CheckSuiteEvent, d: Delivery) -> Decision:
     suite = ev.check_suite
     if ev.action not in ("requested", "rerequested"):
         return Decision.ignore(f"check_suite action '{ev.action}' starts no analysis", action=ev.action)
+    own = _own_pull_requests(suite.pull_requests, ev.repository)
     on_default = suite.head_branch == ev.repository.default_branch
-    if ev.action == "requested" and not suite.pull_requests and not on_default:
+    if ev.action == "requested" and not own and not on_default:
         return Decision.ignore("check suite of a branch with no pull request", action=ev.action)
     fork = not suite.pull_requests and suite.head_branch is None
     run = _request(ev.repository, ev.installation, ev.sender, d, f"check_suite.{ev.action}", head_sha=suite.head_sha,
-                   head_ref=suite.head_branch, fork=fork, **_from_pr_refs(suite.pull_requests))
+                   head_ref=suite.head_branch, fork=fork, **_base_of_suite(own, suite.before, suite.head_branch))
     return Decision(runs=[run], action=ev.action)
 
 
@@ -142,8 +156,9 @@ def _check_run(ev: p.CheckRunEvent, d: Delivery) -> Decision:
     cr = ev.check_run
     head_branch = cr.check_suite.head_branch if cr.check_suite else None
     fork = not cr.pull_requests and head_branch is None
+    own = _own_pull_requests(cr.pull_requests, ev.repository)
     run = _request(ev.repository, ev.installation, ev.sender, d, "check_run.rerequested", head_sha=cr.head_sha,
-                   head_ref=head_branch, fork=fork, **_from_pr_refs(cr.pull_requests))
+                   head_ref=head_branch, fork=fork, **_from_pr_refs(own))
     return Decision(runs=[run], action=ev.action)
 
 
@@ -166,10 +181,11 @@ def _issue_comment(ev: p.IssueCommentEvent, d: Delivery) -> Decision:
 
 
 def _installation(ev: p.InstallationEvent, d: Delivery) -> Decision:
-    repos = [r.full_name for r in (ev.repositories or ev.repositories_added or [])]
-    removed = [r.full_name for r in (ev.repositories_removed or [])]
+    listed = ev.repositories or []
+    added = ev.repositories_added or (listed if ev.action == "created" else [])
+    removed = ev.repositories_removed or (listed if ev.action == "deleted" else [])
     record = {"installation_id": ev.installation.id, "account": ev.installation.account.login,
-              "action": ev.action, "added": repos, "removed": removed}
+              "action": ev.action, "added": [r.full_name for r in added], "removed": [r.full_name for r in removed]}
     return Decision(record=record, action=ev.action, ignored="installation change recorded")
 
 

@@ -330,7 +330,7 @@ def test_decide_starts_exactly_this_run(name: str) -> None:
 
 def test_check_suite_rerequested_on_the_default_branch_without_pr() -> None:
     (run,) = decision_for("check_suite.rerequested").runs
-    as_is = msgspec.structs.replace(run, base_sha=None, base_ref=None)  # base: see the xfail test below
+    as_is = msgspec.structs.replace(run, base_sha=None, base_ref=None)  # base: see test_check_suite_without_pr_uses_before_as_base
     assert as_is == expected("check_suite.rerequested", head_sha=MAIN_AFTER, head_ref="main",
                              trigger="check_suite.rerequested", sender="carol-ops")
     assert run.fork is False and run.pr_number is None
@@ -443,19 +443,11 @@ def test_dedupe_key_of_aqe_run_uses_the_pr_number() -> None:
 
 
 # ------------------------------------------------------------------------------------------------ known bugs
-@pytest.mark.xfail(strict=True, reason=(
-    "webhook._check_suite ignores check_suite.before (protocols.md 1.7: base SHA of a check suite is "
-    "check_suite.before); a suite on the default branch without a PR gets base_sha None, while the push "
-    "event for the same commit (same dedupe key) gets base_sha=before"))
 def test_check_suite_without_pr_uses_before_as_base() -> None:
     (run,) = decision_for("check_suite.rerequested").runs
     assert run.base_sha == MAIN_TIP  # check_suite.before in the fixture
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "webhook._from_pr_refs takes pull_requests[0] without checking that the PR belongs to this repository; "
-    "a check suite in a fork lists the upstream PR (base.repo is the parent), whose number means nothing "
-    "in the fork"))
 def test_check_suite_in_a_fork_ignores_upstream_pull_requests() -> None:
     fork_repo = json.loads(load("pull_request.opened.fork"))["pull_request"]["head"]["repo"]
 
@@ -471,9 +463,6 @@ def test_check_suite_in_a_fork_ignores_upstream_pull_requests() -> None:
     assert all(run.pr_number is None for run in decision.runs), decision.runs
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "webhook._installation reads `repositories` as added repositories for every action; "
-    "installation.deleted (and suspend) also carry `repositories`, which are then recorded as 'added'"))
 def test_installation_deleted_records_no_added_repositories() -> None:
     body = mutated("installation.created", lambda p: p.update(action="deleted"))
     decision = decide(deliver("installation.deleted", event="installation", body=body))
