@@ -17,6 +17,7 @@ from redis.asyncio import Redis
 
 from jobs import apikeys
 from jobs.redis_server import EmbeddedRedis, running_url
+from jobs.sandbox import harden_process
 from jobs.settings import Settings, SettingsError, load_settings
 
 
@@ -61,6 +62,7 @@ def _missing_message(settings: Settings) -> str:
 @main.command()
 def run() -> None:
     """Start everything: the embedded Redis (when REDIS_URL is unset), the web process and the worker."""
+    harden_process()
     settings = _settings()
     if settings.missing:
         click.echo(f"aqe: {_missing_message(settings)}", err=True)
@@ -97,6 +99,7 @@ def web(host: str) -> None:
 
     from app.main import create_app
 
+    harden_process()
     settings = _settings()
     _logging(settings)
     if settings.missing and not os.environ.get("AQE_SUPERVISED"):
@@ -111,6 +114,7 @@ def worker(concurrency: int) -> None:
     """Run only the worker (needs REDIS_URL)."""
     from jobs.worker import create_worker
 
+    harden_process()  # the tests it runs must not read its environment through /proc
     settings = _settings()
     _logging(settings)
     if settings.missing and not os.environ.get("AQE_SUPERVISED"):

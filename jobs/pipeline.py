@@ -116,7 +116,10 @@ class JobRun:
         except TimeoutError:
             await self._end_unfinished("timed_out", "failed", f"the job ran longer than {JOB_TIMEOUT_S} s")
         except asyncio.CancelledError:
-            await self._end_unfinished("cancelled", "cancelled", "the job was cancelled")
+            if self.services.shutting_down:
+                await self._wait_for_next_worker()
+            else:
+                await self._end_unfinished("cancelled", "cancelled", "the job was cancelled")
             raise
         except Exception as exc:
             log.exception("job %s failed", self.record.id)
@@ -194,13 +197,26 @@ class JobRun:
         except Exception:
             log.exception("job %s: could not report its end", self.record.id)
 
+    async def _wait_for_next_worker(self) -> None:
+        """The worker is stopping and arq will run this job again: show it as queued, not as ended."""
+        try:
+            if self.reporter is not None:
+                await self.reporter.requeue("The worker running this check stopped; the check resumes when a "
+                                            "worker is back.")
+            self.record.status, self.record.step = "queued", "waiting for a worker"
+            await self.services.store.save(self.record, "progress", {"status": "queued", "message": self.record.step,
+                                                                     "progress": self.record.progress})
+        except Exception:
+            log.exception("job %s: could not mark it queued again", self.record.id)
+
     async def _clean_up(self) -> None:
         src = self.workdir / "src"
         if src.exists():
             await checkout.remove_worktree(self.services.settings.data_dir, self.record.request.forge,
                                            self.record.request.repo, src)
         shutil.rmtree(self.workdir, ignore_errors=True)
-        await self.services.store.release(self.record)
+        if self.record.status in TERMINAL_STATUSES:
+            await self.services.store.release(self.record)
 
 
 async def run_job(services: Services, job_id: str) -> dict[str, Any]:

@@ -114,7 +114,8 @@ class EmbeddedRedis:
         reap_leftover(self.pidfile)
         self.port = self.port or _free_port()
         self._process = subprocess.Popen(self._argv(), stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                                         stderr=subprocess.DEVNULL, start_new_session=True)
+                                         stderr=subprocess.DEVNULL, start_new_session=True,
+                                         env={"PATH": os.defpath, "LANG": "C.UTF-8"})  # none of our secrets
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self._process.poll() is not None:

@@ -2,12 +2,16 @@
 environment, and only the tail of its output kept.
 
 This is containment, not isolation: the command runs as the worker's user and sees its file system.
+It does run without any capability (even when the worker is root) and with no_new_privs, and the AQE
+processes are not dumpable (`harden_process`), so it cannot read their memory or `/proc/<pid>/environ`
+nor raise its own limits.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import ctypes
 import os
 import resource
 import signal
@@ -24,6 +28,25 @@ _READ_CHUNK = 64 * 1024
 _DRAIN_AFTER_EXIT_S = 2.0
 
 Limits = list[tuple[int, tuple[int, int]]]
+
+_PR_SET_DUMPABLE, _PR_CAPBSET_DROP, _PR_SET_NO_NEW_PRIVS = 4, 24, 38
+_CAP_LAST = 63
+_libc = ctypes.CDLL(None, use_errno=True)
+
+
+def harden_process() -> bool:
+    """Make this process non-dumpable: code we run (same user, no CAP_SYS_PTRACE) cannot read our
+    environment or memory through /proc. Returns False where the kernel refuses."""
+    return _libc.prctl(_PR_SET_DUMPABLE, 0, 0, 0, 0) == 0
+
+
+def _drop_privileges() -> None:
+    """In the child: empty the capability bounding set and set no_new_privs, so even a root worker's
+    tests run without capabilities after exec (no reading other processes, no raising limits)."""
+    for cap in range(_CAP_LAST + 1):
+        if _libc.prctl(_PR_CAPBSET_DROP, cap, 0, 0, 0) != 0:
+            break  # past the kernel's last capability (or not permitted: then there are none to drop)
+    _libc.prctl(_PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0)
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,10 +97,11 @@ def _capped(which: int, wanted: int) -> tuple[int, int]:
     return value, value
 
 
-def _apply_limits(limits: Limits) -> None:
+def _prepare_child(limits: Limits) -> None:
     """Runs in the child between fork and exec: nothing here may take a lock."""
     for which, values in limits:
         resource.setrlimit(which, values)
+    _drop_privileges()
 
 
 class _Tail:
@@ -124,7 +148,7 @@ async def run_sandboxed(
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.STDOUT,
         start_new_session=True,
-        preexec_fn=partial(_apply_limits, resource_limits(memory_mb)),
+        preexec_fn=partial(_prepare_child, resource_limits(memory_mb)),
     )
     assert process.stdout is not None
     tail = _Tail(output_limit_bytes)

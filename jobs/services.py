@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import httpx
 from redis.asyncio import Redis
@@ -19,6 +19,7 @@ class Services:
     store: JobStore
     http: httpx.AsyncClient
     github_tokens: InstallationTokens | None
+    shutting_down: bool = field(default=False)  # the worker got SIGTERM/SIGINT: cancelled jobs will be retried
 
     @classmethod
     def create(cls, settings: Settings, redis: Redis) -> Services:

@@ -13,6 +13,7 @@ Key layout (all under `aqe:` except arq's own):
 
 from __future__ import annotations
 
+import pickle
 import secrets
 import time
 from dataclasses import dataclass
@@ -79,7 +80,27 @@ redis.call('XADD', KEYS[8], 'MAXLEN', '~', ARGV[15], '*', 'event', ARGV[12], 'ac
 return {'queued', ARGV[1]}
 """
 
-_arq_encoder = msgspec.msgpack.Encoder()
+_EXCEPTION_EXT = 1
+
+
+def _exception_ext(obj: Any) -> Any:
+    """arq stores a failed job's exception as its result; keep it an exception for arq's client API."""
+    if isinstance(obj, BaseException):
+        try:
+            return msgspec.msgpack.Ext(_EXCEPTION_EXT, pickle.dumps(obj))
+        except Exception:
+            return msgspec.msgpack.Ext(_EXCEPTION_EXT, pickle.dumps(RuntimeError(f"{type(obj).__name__}: {obj}")))
+    raise NotImplementedError(f"cannot store {type(obj).__name__} in a job")
+
+
+def _ext(code: int, data: memoryview) -> Any:
+    if code == _EXCEPTION_EXT:
+        return pickle.loads(data)  # only exceptions arq itself stored as results
+    raise ValueError(f"unknown msgpack extension {code}")
+
+
+_arq_encoder = msgspec.msgpack.Encoder(enc_hook=_exception_ext)
+_arq_decoder = msgspec.msgpack.Decoder(ext_hook=_ext)
 
 
 def arq_job_bytes(job_id: str, enqueue_ms: int) -> bytes:
@@ -92,7 +113,7 @@ def arq_serialize(obj: Any) -> bytes:
 
 
 def arq_deserialize(data: bytes) -> Any:
-    return msgspec.msgpack.decode(data)
+    return _arq_decoder.decode(data)
 
 
 @dataclass(frozen=True)

@@ -20,6 +20,23 @@ from jobs.worker_health import HEALTH_INTERVAL_S
 log = logging.getLogger("aqe.worker")
 
 
+class AqeWorker(Worker):
+    """arq's worker, telling jobs cancelled by a shutdown (retried later) from jobs aborted on request."""
+
+    def _note_shutdown(self) -> None:
+        services: Services | None = self.ctx.get("services")
+        if services is not None:
+            services.shutting_down = True
+
+    def handle_sig(self, signum: Any) -> None:
+        self._note_shutdown()
+        super().handle_sig(signum)
+
+    def handle_sig_wait_for_completion(self, signum: Any) -> None:
+        self._note_shutdown()
+        super().handle_sig_wait_for_completion(signum)
+
+
 def create_worker(settings: Settings, *, max_jobs: int = 4, burst: bool = False) -> Worker:
     if not settings.redis_url:
         raise RuntimeError("REDIS_URL is not set; start the worker with `aqe run` or set REDIS_URL")
@@ -34,7 +51,7 @@ def create_worker(settings: Settings, *, max_jobs: int = 4, burst: bool = False)
             await services.close()
             await services.redis.aclose()
 
-    return Worker(
+    return AqeWorker(
         functions=[func(analyse, name=ARQ_FUNCTION, timeout=JOB_TIMEOUT_S + 120, max_tries=3)],
         queue_name=ARQ_QUEUE,
         redis_settings=RedisSettings.from_dsn(settings.redis_url),

@@ -26,6 +26,10 @@ class Reporter(Protocol):
         """End every agent not yet finished with `conclusion` and the reason: nothing stays in progress."""
         ...
 
+    async def requeue(self, reason: str) -> None:
+        """Show every unfinished agent as queued again (the job will be retried by another worker)."""
+        ...
+
     async def summarise(self, record: JobRecord, extra_prs: set[int]) -> None:
         """Create or edit the one summary comment on the pull request(s)."""
         ...

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import os
+import subprocess
+import textwrap
 import sys
 import time
 from pathlib import Path
@@ -203,3 +205,24 @@ async def test_a_process_that_left_the_group_cannot_hold_the_run_open(tmp_path: 
                 os.kill(int(pidfile.read_text()), 9)
                 break
             await asyncio.sleep(0.05)
+
+
+def test_sandboxed_code_cannot_read_the_workers_environment(tmp_path: Path) -> None:
+    """A hardened (non-dumpable) worker's /proc/<pid>/environ is closed to the code it runs, even as root."""
+    script = textwrap.dedent(f"""
+        import asyncio, os, sys
+        from pathlib import Path
+        from jobs.sandbox import harden_process, run_sandboxed
+        os.environ["GITHUB_PRIVATE_KEY"] = "very-secret-value"
+        assert harden_process()
+        command = "cat /proc/{{}}/environ; grep CapEff /proc/self/status".format(os.getpid())
+        result = asyncio.run(run_sandboxed(command, cwd=Path({str(tmp_path)!r}), env={{"PATH": "/usr/bin:/bin"}},
+                                           timeout_s=30, memory_mb=512))
+        print(result.output)
+    """)
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60,
+                          cwd=Path(__file__).parents[2])
+    assert done.returncode == 0, done.stderr
+    assert "very-secret-value" not in done.stdout
+    assert "Permission denied" in done.stdout
+    assert "CapEff:\t0000000000000000" in done.stdout

@@ -108,6 +108,12 @@ class GitHubReporter:
             except Exception:  # keep ending the others
                 log.exception("could not end check run aqe/%s of job %s", agent, self.job_id)
 
+    async def requeue(self, reason: str) -> None:
+        output = {"title": "Waiting for a worker", "summary": reason}
+        for agent in self.refs:
+            if agent not in self.finished:
+                await self._patch_run(agent, {"status": "queued", "output": output})
+
     async def summarise(self, record: JobRecord, extra_prs: set[int]) -> None:
         numbers = sorted(({record.request.pr_number} if record.request.pr_number else set()) | extra_prs)
         body = render.comment_body(record, self.job_url, self.head_sha)
