@@ -1,0 +1,40 @@
+"""The shell examples of docs/install.md and docs/api.md, run against a running AQE."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from tests.conftest import WEBHOOK_SECRET
+from tests.docs.examples import examples
+from tests.e2e.conftest import REPO, ROOT, Stack
+
+
+def _sh(stack: Stack, code: str, **env: str) -> str:
+    path = f"{Path(sys.executable).parent}{os.pathsep}{stack.env['PATH']}"  # `aqe` as installed by make
+    done = subprocess.run(["bash", "-euo", "pipefail", "-c", code], env={**stack.env, "PATH": path, **env},
+                          capture_output=True, text=True, timeout=60, cwd=ROOT)
+    assert done.returncode == 0, done.stderr
+    return done.stdout
+
+
+def test_ping_example(stack: Stack) -> None:
+    [(code, _)] = examples("install.md", "ping")
+    out = _sh(stack, code, AQE_URL=stack.web_url, GITHUB_WEBHOOK_SECRET=WEBHOOK_SECRET)
+    assert json.loads(out) == {"ignored": "ping"}
+
+
+def test_generate_key_and_job_status_examples(stack: Stack) -> None:
+    [(generate, _)] = examples("api.md", "generate-key")
+    key = _sh(stack, generate).strip()
+    assert key.startswith("aqe_")
+    repo = stack.repo
+    stack.fake.add_pull(REPO, 21, head_sha=repo.main_sha, base_sha=repo.main_sha, head_ref="main")
+    answer = stack.deliver("pull_request", stack.pull_request_payload("opened", 21, repo.main_sha, repo.main_sha, "main"))
+    job_id = answer.json()["job_ids"][0]
+    [(status, _)] = examples("api.md", "job-status")
+    record = json.loads(_sh(stack, status, AQE_URL=stack.web_url, AQE_API_KEY=key, JOB_ID=job_id))
+    assert record["id"] == job_id and record["request"]["repo"] == REPO
