@@ -6,6 +6,7 @@ import asyncio
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import redis as redis_sync
 from arq.connections import RedisSettings, create_pool
@@ -164,6 +165,12 @@ def test_no_secret_reaches_the_tests_or_the_reports(stack: Stack) -> None:
                stack.env["REDIS_URL"], "PRIVATE KEY"]
     for secret in secrets:
         assert secret not in reported and secret not in stored, secret
+    data_dir = Path(stack.env["AQE_DATA_DIR"])
+    stack.fake.wait_for(lambda f: not any((data_dir / "work").iterdir()), timeout=30)  # work trees are removed
+    on_disk = b"".join(p.read_bytes() for p in data_dir.rglob("*") if p.is_file() and p.stat().st_size < 1_000_000)
+    log = (data_dir.parent / "stack.log").read_bytes()
+    for token in stack.fake.issued_tokens:
+        assert token.encode() not in on_disk and token.encode() not in log
 
 
 def test_worker_restart_resumes_the_same_check_run(stack: Stack) -> None:

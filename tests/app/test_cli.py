@@ -1,0 +1,80 @@
+"""The `aqe` command as users run it: `aqe run` with nothing configured, and the API key commands."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+
+ROOT = Path(__file__).parents[2]
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _wait_ready(url: str, proc: subprocess.Popen, timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        assert proc.poll() is None, "aqe run exited early"
+        try:
+            if httpx.get(f"{url}/readyz", timeout=1).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.2)
+    raise TimeoutError("aqe run did not become ready")
+
+
+def test_aqe_run_starts_everything_without_github_settings(tmp_path: Path) -> None:
+    """No REDIS_URL and no GitHub settings: embedded Redis + web + worker start; the gap is said once."""
+    port = _free_port()
+    env = {"PATH": os.environ["PATH"], "HOME": str(tmp_path), "PORT": str(port), "AQE_DATA_DIR": str(tmp_path / "d")}
+    proc = subprocess.Popen([sys.executable, "-m", "app.cli", "run"], env=env, cwd=tmp_path, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        _wait_ready(url, proc)
+        pidfile = tmp_path / "d" / "redis" / "valkey.pid"
+        redis_pid = int(pidfile.read_text())
+        body = b'{"zen": "x"}'
+        answer = httpx.post(f"{url}/webhooks/github", content=body, headers={"X-GitHub-Event": "ping"})
+        assert answer.status_code == 503 and "GITHUB_WEBHOOK_SECRET" in answer.json()["detail"]
+        key = subprocess.run([sys.executable, "-m", "app.cli", "api", "generate-key", "--name", "local"], env=env,
+                             cwd=tmp_path, capture_output=True, text=True, timeout=60)
+        assert key.returncode == 0 and key.stdout.startswith("aqe_"), key.stderr
+        listed = subprocess.run([sys.executable, "-m", "app.cli", "api", "list-keys"], env=env, cwd=tmp_path,
+                                capture_output=True, text=True, timeout=60)
+        assert listed.stdout.startswith("local\t" + key.stdout[:8])
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        output, _ = proc.communicate(timeout=60)
+    assert proc.returncode == 0, output
+    assert output.count("GitHub is not configured yet (missing: GITHUB_APP_ID") == 1, output
+    assert not pidfile.exists()
+    assert not Path(f"/proc/{redis_pid}").exists() or "Z" in Path(f"/proc/{redis_pid}/stat").read_text().split()[2]
+    assert (tmp_path / "d" / "redis" / "appendonlydir").is_dir()
+
+
+def test_invalid_settings_stop_with_the_variable_named(tmp_path: Path) -> None:
+    env = {"PATH": os.environ["PATH"], "HOME": str(tmp_path), "GITHUB_PRIVATE_KEY_PATH": str(tmp_path / "missing.pem"),
+           "AQE_DATA_DIR": str(tmp_path)}
+    done = subprocess.run([sys.executable, "-m", "app.cli", "run"], env=env, cwd=tmp_path, capture_output=True,
+                          text=True, timeout=60)
+    assert done.returncode == 2
+    assert "GITHUB_PRIVATE_KEY_PATH: cannot read" in done.stderr
+
+
+def test_generate_key_needs_a_name(tmp_path: Path) -> None:
+    env = {"PATH": os.environ["PATH"], "HOME": str(tmp_path), "AQE_DATA_DIR": str(tmp_path)}
+    done = subprocess.run([sys.executable, "-m", "app.cli", "api", "generate-key", "--name", "  "], env=env,
+                          cwd=tmp_path, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 2 and "--name" in done.stderr
