@@ -40,9 +40,10 @@ class AqeWorker(Worker):
 def create_worker(settings: Settings, *, max_jobs: int = 4, burst: bool = False) -> Worker:
     if not settings.redis_url:
         raise RuntimeError("REDIS_URL is not set; start the worker with `aqe run` or set REDIS_URL")
+    redis_url = settings.redis_url
 
     async def on_startup(ctx: dict[str, Any]) -> None:
-        redis = Redis.from_url(settings.redis_url, max_connections=64)
+        redis = Redis.from_url(redis_url, max_connections=64)
         ctx["services"] = Services.create(settings, redis)
 
     async def on_shutdown(ctx: dict[str, Any]) -> None:
@@ -54,7 +55,7 @@ def create_worker(settings: Settings, *, max_jobs: int = 4, burst: bool = False)
     return AqeWorker(
         functions=[func(analyse, name=ARQ_FUNCTION, timeout=JOB_TIMEOUT_S + 120, max_tries=3)],
         queue_name=ARQ_QUEUE,
-        redis_settings=RedisSettings.from_dsn(settings.redis_url),
+        redis_settings=RedisSettings.from_dsn(redis_url),
         on_startup=on_startup,
         on_shutdown=on_shutdown,
         job_serializer=arq_serialize,

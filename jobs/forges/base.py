@@ -3,9 +3,28 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any, Protocol
 
-from jobs.model import RunRequest
+from jobs.model import JobRecord, RunRequest
+
+if TYPE_CHECKING:
+    from jobs.checkout import Source
+    from jobs.reporting.base import Reporter
+    from jobs.services import Services
+
+
+class Forge(Protocol):
+    """What the pipeline needs from a forge: credentials, where the code is, and a reporter."""
+
+    name: str
+
+    async def token(self, services: Services, request: RunRequest) -> str: ...
+
+    async def reporter(self, services: Services, record: JobRecord, token: str) -> Reporter: ...
+
+    def git_auth(self, token: str) -> str: ...
+
+    def source(self, request: RunRequest) -> Source: ...
 
 
 class WebhookError(Exception):

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+from jobs.forges.base import Forge
 from jobs.forges.github import FORGE as GITHUB
 
-FORGES = {"github": GITHUB}
+FORGES: dict[str, Forge] = {"github": GITHUB}
 
 
-def forge(name: str):  # -> GitHubForge-shaped object
+def forge(name: str) -> Forge:
     try:
         return FORGES[name]
     except KeyError:

@@ -86,10 +86,10 @@ class GitHubReporter:
         if left_out:
             summary = render.truncate(summary, render.GITHUB_TEXT_LIMIT - 300) + (
                 f"\n\n{left_out} more findings are listed on the [job page]({self.job_url}).")
-        output = {"title": render.check_title(result), "summary": summary}
+        output: dict[str, Any] = {"title": render.check_title(result), "summary": summary}
         for batch in batches[:-1]:
             await self._patch_run(result.agent, {"output": {**output, "annotations": batch}})
-        final = {**output, "text": render.check_text(result, self.job_url)} if result.text else dict(output)
+        final: dict[str, Any] = {**output, "text": render.check_text(result, self.job_url)} if result.text else dict(output)
         if batches:
             final["annotations"] = batches[-1]
         await self._patch_run(result.agent, {"status": "completed", "conclusion": result.conclusion,
