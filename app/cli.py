@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import logging
 import os
 import signal
@@ -16,6 +17,7 @@ import click
 from redis.asyncio import Redis
 
 from jobs import apikeys
+from jobs.logs import configure_logging
 from jobs.redis_server import EmbeddedRedis, running_url
 from jobs.sandbox import harden_process
 from jobs.settings import Settings, SettingsError, load_settings
@@ -29,8 +31,20 @@ def _settings() -> Settings:
         sys.exit(2)
 
 
-def _logging(settings: Settings) -> None:
-    logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+def _logging(settings: Settings, *, buffered: bool = False) -> None:
+    configure_logging(settings.log_level, buffered=buffered)
+
+
+# How `aqe web` serves the app (the webhook benchmark serves its bare baseline the same way).
+UVICORN_OPTIONS = {"access_log": False, "proxy_headers": True, "timeout_graceful_shutdown": 10}
+
+
+def tune_gc_for_requests() -> None:
+    """Move what start-up allocated out of the collector's sight and collect the young generation less
+    often: fewer pauses in the middle of a burst of webhook deliveries (p99 latency)."""
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(20_000, 20, 50)
 
 
 @click.group()
@@ -101,11 +115,13 @@ def web(host: str) -> None:
 
     harden_process()
     settings = _settings()
-    _logging(settings)
+    _logging(settings, buffered=True)
     if settings.missing and not os.environ.get("AQE_SUPERVISED"):
         logging.getLogger("aqe").warning(_missing_message(settings))
-    uvicorn.run(create_app(settings), host=host, port=settings.port, access_log=False, proxy_headers=True,
-                log_level=settings.log_level.lower(), timeout_graceful_shutdown=10)
+    app = create_app(settings)
+    tune_gc_for_requests()
+    uvicorn.run(app, host=host, port=settings.port, log_level=settings.log_level.lower(),
+                **UVICORN_OPTIONS)  # type: ignore[arg-type]
 
 
 @main.command()

@@ -14,6 +14,8 @@ from starlette.routing import Route
 from app import health, pages, webhooks
 from app.api.errors import ApiError, api_error, http_error, server_error
 from app.api.routes import api_v1
+from jobs.logs import configure_logging
+from jobs.redis_pipelined import PipelinedRedis
 from jobs.settings import Settings, load_settings
 from jobs.store import JobStore
 
@@ -25,12 +27,15 @@ def create_app(settings: Settings) -> Starlette:
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         if not settings.redis_url:
             raise RuntimeError("REDIS_URL is not set; start the web process with `aqe run` or set REDIS_URL")
-        redis = Redis.from_url(settings.redis_url, max_connections=256, health_check_interval=30)
-        app.state.redis, app.state.store = redis, JobStore(redis)
+        redis = Redis.from_url(settings.redis_url, max_connections=256)
+        pipelined = PipelinedRedis(settings.redis_url) if settings.redis_url.startswith(("redis:", "unix:")) else None
+        app.state.redis, app.state.store = redis, JobStore(redis, pipelined)
         try:
             yield
         finally:
             await redis.aclose()
+            if pipelined is not None:
+                await pipelined.close()
 
     routes = [
         Route("/webhooks/github", webhooks.github, methods=["POST"]),
@@ -48,5 +53,5 @@ def create_app(settings: Settings) -> Starlette:
 def app_from_environment() -> Starlette:
     """Entry point for `uvicorn --factory app.main:app_from_environment` (the Procfile's web line)."""
     settings = load_settings()
-    logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    configure_logging(settings.log_level, buffered=True)
     return create_app(settings)

@@ -13,7 +13,9 @@ Key layout (all under `aqe:` except arq's own):
 
 from __future__ import annotations
 
+import hashlib
 import pickle
+import random
 import secrets
 import time
 from dataclasses import dataclass
@@ -21,7 +23,9 @@ from typing import Any
 
 import msgspec
 from redis.asyncio import Redis
+from redis.exceptions import NoScriptError
 
+from jobs.redis_pipelined import PipelinedRedis
 from jobs.model import JobRecord, RunRequest, Step, json_encoder, now, record_decoder
 
 DELIVERY_TTL_S = 4 * 24 * 3600  # GitHub lets a delivery be redelivered for 3 days
@@ -47,38 +51,48 @@ def prs_key(job_id: str) -> str:
     return f"aqe:job:{job_id}:prs"
 
 
+_ids = random.Random(secrets.randbits(128))  # seeded once from the OS: no system call per delivery
+
+
 def new_job_id() -> str:
-    """Time-ordered and unguessable: 12 hex digits of milliseconds + 12 random ones."""
-    return f"{int(time.time() * 1000):012x}{secrets.token_hex(6)}"
+    """Time-ordered and unique: 12 hex digits of milliseconds + 48 random bits.
+
+    Not a secret: the job page needs a signed link and the API a key."""
+    return f"{int(time.time() * 1000):012x}{_ids.getrandbits(48):012x}"
 
 
-# KEYS: delivery, active, arq job, arq queue, record, events, jobs index, delivery log
-# ARGV: job id, arq job bytes, score ms, arq ttl ms, record json, event json, delivery ttl, active ttl,
-#       record ttl, pr number or "", stream maxlen, log fields (event, action, repo)
+# KEYS: delivery key, active key. ARGV: job id, arq job bytes, score (ms), record json, PR number or "",
+# event, action, repo. The other keys derive from the job id; the constants are formatted in below.
 _ENQUEUE_LUA = """
 local seen = redis.call('GET', KEYS[1])
 if seen then return {'duplicate', seen} end
 local active = redis.call('GET', KEYS[2])
 if active then
-  if ARGV[10] ~= '' then
-    redis.call('SADD', 'aqe:job:' .. active .. ':prs', ARGV[10])
-    redis.call('EXPIRE', 'aqe:job:' .. active .. ':prs', ARGV[9])
+  if ARGV[5] ~= '' then
+    redis.call('SADD', 'aqe:job:' .. active .. ':prs', ARGV[5])
+    redis.call('EXPIRE', 'aqe:job:' .. active .. ':prs', %(record_ttl)d)
   end
-  redis.call('SET', KEYS[1], active, 'EX', ARGV[7])
-  redis.call('XADD', KEYS[8], 'MAXLEN', '~', ARGV[15], '*', 'event', ARGV[12], 'action', ARGV[13], 'repo', ARGV[14], 'outcome', 'coalesced', 'job', active)
+  redis.call('SET', KEYS[1], active, 'EX', %(delivery_ttl)d)
+  redis.call('XADD', 'aqe:deliveries', 'MAXLEN', '~', %(log_maxlen)d, '*', 'event', ARGV[6], 'action', ARGV[7],
+             'repo', ARGV[8], 'outcome', 'coalesced', 'job', active)
   return {'coalesced', active}
 end
-redis.call('SET', KEYS[2], ARGV[1], 'EX', ARGV[8])
-redis.call('SET', KEYS[3], ARGV[2], 'PX', ARGV[4])
-redis.call('ZADD', KEYS[4], ARGV[3], ARGV[1])
-redis.call('SET', KEYS[5], ARGV[5], 'EX', ARGV[9])
-redis.call('XADD', KEYS[6], 'MAXLEN', '~', ARGV[11], '*', 'type', 'queued', 'data', ARGV[6])
-redis.call('EXPIRE', KEYS[6], ARGV[9])
-redis.call('ZADD', KEYS[7], ARGV[3], ARGV[1])
-redis.call('SET', KEYS[1], ARGV[1], 'EX', ARGV[7])
-redis.call('XADD', KEYS[8], 'MAXLEN', '~', ARGV[15], '*', 'event', ARGV[12], 'action', ARGV[13], 'repo', ARGV[14], 'outcome', 'queued', 'job', ARGV[1])
-return {'queued', ARGV[1]}
-"""
+local id = ARGV[1]
+redis.call('SET', KEYS[2], id, 'EX', %(active_ttl)d)
+redis.call('SET', '%(arq_prefix)s' .. id, ARGV[2], 'PX', %(arq_expires_ms)d)
+redis.call('ZADD', '%(arq_queue)s', ARGV[3], id)
+redis.call('SET', 'aqe:job:' .. id, ARGV[4], 'EX', %(record_ttl)d)
+redis.call('XADD', 'aqe:job:' .. id .. ':events', 'MAXLEN', '~', %(stream_maxlen)d, '*', 'type', 'queued',
+           'data', '{"status":"queued","progress":0.0}')
+redis.call('EXPIRE', 'aqe:job:' .. id .. ':events', %(record_ttl)d)
+redis.call('ZADD', 'aqe:jobs', ARGV[3], id)
+redis.call('SET', KEYS[1], id, 'EX', %(delivery_ttl)d)
+redis.call('XADD', 'aqe:deliveries', 'MAXLEN', '~', %(log_maxlen)d, '*', 'event', ARGV[6], 'action', ARGV[7],
+           'repo', ARGV[8], 'outcome', 'queued', 'job', id)
+return {'queued', id}
+""" % {"record_ttl": RECORD_TTL_S, "delivery_ttl": DELIVERY_TTL_S, "log_maxlen": DELIVERY_LOG_MAXLEN,
+       "active_ttl": ACTIVE_TTL_S, "arq_prefix": ARQ_JOB_PREFIX, "arq_expires_ms": ARQ_EXPIRES_MS,
+       "arq_queue": ARQ_QUEUE, "stream_maxlen": STREAM_MAXLEN}
 
 _EXCEPTION_EXT = 1
 
@@ -122,24 +136,35 @@ class EnqueueOutcome:
     job_id: str
 
 
-class JobStore:
-    """Reads and writes job records; the only code that knows the key layout above."""
+_ENQUEUE_SHA = hashlib.sha1(_ENQUEUE_LUA.encode()).hexdigest()
 
-    def __init__(self, redis: Redis) -> None:
-        self.redis = redis
+
+class JobStore:
+    """Reads and writes job records; the only code that knows the key layout above.
+
+    `pipelined` (the web process) carries the enqueue script: one write, one read, many in flight."""
+
+    def __init__(self, redis: Redis, pipelined: PipelinedRedis | None = None) -> None:
+        self.redis, self.pipelined = redis, pipelined
         self._enqueue = redis.register_script(_ENQUEUE_LUA)
+
+    async def _run_enqueue(self, keys: list[str], args: list[Any]) -> list[bytes]:
+        if self.pipelined is None:
+            return await self._enqueue(keys=keys, args=args)
+        try:
+            return await self.pipelined.execute("EVALSHA", _ENQUEUE_SHA, len(keys), *keys, *args)
+        except NoScriptError:
+            return await self.pipelined.execute("EVAL", _ENQUEUE_LUA, len(keys), *keys, *args)
 
     async def enqueue(self, request: RunRequest, *, delivery_key: str, event: str = "", action: str = "") -> EnqueueOutcome:
         """Dedupe by delivery, coalesce by meaning, enqueue for arq and create the record: one round trip."""
         job_id, created = new_job_id(), now()
         record = JobRecord(id=job_id, status="queued", request=request, created_at=created)
         score = int(created * 1000)
-        keys = [delivery_key, f"aqe:active:{request.dedupe_key()}", ARQ_JOB_PREFIX + job_id, ARQ_QUEUE,
-                job_key(job_id), events_key(job_id), "aqe:jobs", "aqe:deliveries"]
-        args = [job_id, arq_job_bytes(job_id, score), score, ARQ_EXPIRES_MS, json_encoder.encode(record),
-                b'{"status":"queued","progress":0.0}', DELIVERY_TTL_S, ACTIVE_TTL_S, RECORD_TTL_S,
-                request.pr_number or "", STREAM_MAXLEN, event, action, request.repo, DELIVERY_LOG_MAXLEN]
-        state, found = await self._enqueue(keys=keys, args=args)
+        keys = [delivery_key, f"aqe:active:{request.dedupe_key()}"]
+        args = [job_id, arq_job_bytes(job_id, score), score, json_encoder.encode(record), request.pr_number or "",
+                event, action, request.repo]
+        state, found = await self._run_enqueue(keys, args)
         return EnqueueOutcome(state.decode(), found.decode())
 
     async def record_ignored(self, delivery_key: str, *, event: str, action: str, repo: str, reason: str) -> bool:
