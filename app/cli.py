@@ -36,7 +36,8 @@ def _logging(settings: Settings, *, buffered: bool = False) -> None:
 
 
 # How `aqe web` serves the app (the webhook benchmark serves its bare baseline the same way).
-UVICORN_OPTIONS = {"access_log": False, "proxy_headers": True, "timeout_graceful_shutdown": 10}
+# log_config=None: uvicorn must not run its dictConfig, which would close the handler configure_logging installed.
+UVICORN_OPTIONS = {"access_log": False, "proxy_headers": True, "timeout_graceful_shutdown": 10, "log_config": None}
 
 
 def tune_gc_for_requests() -> None:

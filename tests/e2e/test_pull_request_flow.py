@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 import uuid
+from pathlib import Path
 
 import httpx
 import redis as redis_sync
@@ -60,6 +61,9 @@ def test_failing_then_fixed_pull_request(stack: Stack) -> None:
     assert len(stack.fake.comments) == 1
     assert len(stack.fake.calls_to("POST", r"/issues/7/comments$")) == 1
     assert stack.fake.reopened_runs == []
+
+    log = (Path(stack.env["AQE_DATA_DIR"]).parent / "stack.log").read_text()
+    assert f"event=pull_request action=synchronize repo={REPO} status=202 secret=1" in log  # one line per delivery
 
     page = httpx.get(run["details_url"], timeout=5)
     assert page.status_code == 200 and "acme/widgets" in page.text
