@@ -121,6 +121,7 @@ def web(host: str) -> None:
         logging.getLogger("aqe").warning(_missing_message(settings))
     app = create_app(settings)
     tune_gc_for_requests()
+
     uvicorn.run(app, host=host, port=settings.port, log_level=settings.log_level.lower(),
                 **UVICORN_OPTIONS)  # type: ignore[arg-type]
 
