@@ -58,13 +58,17 @@ class GitHubReporter:
         await self.gh.patch(f"/repos/{self.repo}/check-runs/{self.refs[agent]}", data=body, oauth_token=self.token)
 
     async def resolve(self, request: RunRequest) -> RunRequest:
-        if request.head_sha or request.pr_number is None:
+        """Ask GitHub for the pull request when the event did not say enough about it: a comment carries no
+        head sha, and check suite/run events say nothing of drafts or forks (policy must not depend on
+        which of the events for one push arrived first)."""
+        if request.pr_number is None or request.trigger.startswith("pull_request."):
             return request
         pr = await self.gh.getitem(f"/repos/{self.repo}/pulls/{request.pr_number}", oauth_token=self.token)
         head_repo = (pr["head"].get("repo") or {}).get("full_name")
-        request.head_sha, request.base_sha = pr["head"]["sha"], pr["base"]["sha"]
-        request.head_ref, request.base_ref = pr["head"]["ref"], pr["base"]["ref"]
         request.fork, request.draft = head_repo != self.repo, bool(pr.get("draft"))
+        if not request.head_sha:  # "/aqe run": analyse the pull request's head as it is now
+            request.head_sha, request.head_ref = pr["head"]["sha"], pr["head"]["ref"]
+        request.base_sha, request.base_ref = request.base_sha or pr["base"]["sha"], pr["base"]["ref"]
         self.head_sha = request.head_sha
         return request
 

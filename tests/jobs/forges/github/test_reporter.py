@@ -167,3 +167,22 @@ async def test_abort_completes_every_unfinished_run(fake, http, tokens, redis) -
     assert runs["aqe/tests"]["conclusion"] == "success"
     assert runs["aqe/other"]["conclusion"] == "cancelled" and runs["aqe/other"]["status"] == "completed"
     assert "the job was cancelled" in runs["aqe/other"]["output"]["summary"]
+
+
+async def test_check_suite_requests_learn_draft_and_fork_from_the_pull_request(fake, http, tokens, redis) -> None:
+    """Policy must not depend on whether the check_suite or the pull_request event arrived first."""
+    fake.add_pull(REPO, 9, head_sha=fake.sha, base_sha=fake.sha, head_ref="topic", draft=True, fork=True,  # type: ignore[attr-defined]
+                  head_repo="someone/widgets")
+    reporter = await _reporter(fake, http, tokens, redis)
+    request = RunRequest(forge="github", repo=REPO, clone_url="u", head_sha=fake.sha, trigger="check_suite.requested",  # type: ignore[attr-defined]
+                         agents=["tests"], pr_number=9)
+    resolved = await reporter.resolve(request)
+    assert resolved.draft and resolved.fork and resolved.base_ref == "main"
+
+
+async def test_comment_requests_learn_the_head_sha(fake, http, tokens, redis) -> None:
+    reporter = await _reporter(fake, http, tokens, redis)
+    request = RunRequest(forge="github", repo=REPO, clone_url="u", head_sha="", trigger="issue_comment.created",
+                         agents=["tests"], pr_number=7, trusted=True)
+    resolved = await reporter.resolve(request)
+    assert resolved.head_sha == fake.sha and resolved.head_ref == "topic" and not resolved.fork  # type: ignore[attr-defined]
