@@ -161,3 +161,17 @@ def test_unconfigured_server_answers_503(make_settings, redis_url: str) -> None:
         body = _body("pull_request.opened.json")
         answer = client.post("/webhooks/github", content=body, headers=_headers(body, "pull_request"))
     assert answer.status_code == 503 and "GITHUB_WEBHOOK_SECRET" in answer.json()["detail"]
+
+
+def test_unreachable_redis_answers_503_so_github_shows_the_failure(make_settings) -> None:
+    """GitHub does not retry by itself: a delivery AQE could not enqueue must not be answered 2xx."""
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        closed_port = sock.getsockname()[1]
+    settings = make_settings(REDIS_URL=f"redis://127.0.0.1:{closed_port}/0")
+    with TestClient(create_app(settings)) as client:
+        body = _body("pull_request.opened.json")
+        answer = client.post("/webhooks/github", content=body, headers=_headers(body, "pull_request"))
+    assert answer.status_code == 503 and "redeliver" in answer.json()["detail"]
