@@ -1,0 +1,1 @@
+"""The quality analyses behind the `quality` agent: complexity (lizard) and duplicated code."""
