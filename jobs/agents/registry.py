@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 from jobs.agents.base import Agent
+from jobs.agents.coverage import CoverageAgent
 from jobs.agents.quality import QualityAgent
 from jobs.agents.tests import TestsAgent
 
 AGENTS: dict[str, Agent] = {
     "tests": TestsAgent(),
-    "quality": QualityAgent(),  # registered; runs once the pipeline computes changed lines (issue 3)
+    # Registered, not yet requested by webhooks: they run once the pipeline computes changed lines (issue 3).
+    "coverage": CoverageAgent(),
+    "quality": QualityAgent(),
 }
