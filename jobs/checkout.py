@@ -166,3 +166,23 @@ async def read_file_at(data_dir: Path, forge: str, repo: str, sha: str, path: st
                          secret=secret)
     except CheckoutError:
         return None
+
+
+async def diff_from_base(data_dir: Path, forge: str, repo: str, base_sha: str, head_sha: str,
+                         auth_header: str | None) -> str:
+    """`git diff -U0` from the merge base of `base_sha` and `head_sha` to `head_sha`, from the mirror.
+
+    Runs with the credential: a partial clone fetches the blobs the diff needs."""
+    if not (SHA_RE.match(base_sha) and SHA_RE.match(head_sha)):
+        raise CheckoutError(f"not commit shas: {base_sha!r}, {head_sha!r}")
+    mirror = mirror_path(data_dir, forge, repo)
+    env = git_env(data_dir / "git-home", auth_header)
+    secret = auth_header.split(" ")[-1] if auth_header else None
+    async with _FileLock(mirror.with_suffix(".lock")):
+        if not await _has_commit(mirror, base_sha, env):
+            await git("fetch", "--quiet", "--no-tags", "--filter=blob:none", "origin", base_sha,
+                      cwd=mirror, env=env, secret=secret)
+        base = (await git("merge-base", base_sha, head_sha, cwd=mirror, env=env)).strip()
+        return await git("-c", "diff.noprefix=false", "-c", "diff.mnemonicprefix=false", "diff", "--no-color",
+                         "--no-ext-diff", "--no-textconv", "--find-renames", "-U0", base, head_sha,
+                         cwd=mirror, env=env, secret=secret)

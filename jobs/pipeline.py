@@ -15,6 +15,7 @@ from typing import Any
 from jobs import checkout
 from jobs.agents.base import Workspace
 from jobs.agents.registry import AGENTS
+from jobs.coverage.diff import changed_lines
 from jobs.forges.registry import forge as forge_named
 from jobs.model import TERMINAL_STATUSES, AgentResult, Conclusion, JobRecord, now
 from jobs.reporting.base import Reporter
@@ -147,11 +148,27 @@ class JobRun:
         except ConfigError as exc:
             await self._config_failed(exc)
             return
-        workspace = Workspace(root=root, scratch=self._scratch(), head_sha=req.head_sha, base_sha=req.base_sha)
+        await self.tracker.step("diff", 18)
+        changed = await self._changed_lines(auth)
+        workspace = Workspace(root=root, scratch=self._scratch(), head_sha=req.head_sha, base_sha=req.base_sha,
+                              changed_lines=changed)
         await self._agents(workspace, config)
         await self.tracker.step("report", 95)
         await self.reporter.summarise(self.record, await self.services.store.extra_prs(self.record.id))
         await self.tracker.finish("completed", conclusion=overall_conclusion(self.record.results))
+
+    async def _changed_lines(self, auth: str | None) -> dict[str, set[int]] | None:
+        """Lines the change adds, from the merge base with the base commit; None when there is no base."""
+        req = self.record.request
+        if not req.base_sha or req.base_sha == req.head_sha:
+            return None
+        try:
+            text = await checkout.diff_from_base(self.services.settings.data_dir, req.forge, req.repo, req.base_sha,
+                                                 req.head_sha, auth)
+        except checkout.CheckoutError as exc:
+            log.warning("job %s: no diff against %s: %s", self.record.id, req.base_sha[:7], exc)
+            return None
+        return changed_lines(text)
 
     def _scratch(self) -> Path:
         scratch = self.workdir / "scratch"

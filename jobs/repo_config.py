@@ -8,6 +8,9 @@ from typing import Any
 import msgspec
 import yaml
 
+from jobs.coverage.config import CoverageConfig
+from jobs.quality.config import QualityConfig
+
 CONFIG_PATHS = (".aqe.yml", ".github/aqe.yml")
 
 
@@ -35,6 +38,8 @@ class PullRequestsConfig(msgspec.Struct, kw_only=True, forbid_unknown_fields=Tru
 
 class RepoConfig(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     tests: TestsConfig = msgspec.field(default_factory=TestsConfig)
+    coverage: CoverageConfig = msgspec.field(default_factory=CoverageConfig)
+    quality: QualityConfig = msgspec.field(default_factory=QualityConfig)
     pull_requests: PullRequestsConfig = msgspec.field(default_factory=PullRequestsConfig)
 
 
@@ -49,11 +54,12 @@ class ConfigError(ValueError):
 
 def _normalise(raw: Any) -> Any:
     """Accept a single string where a list of strings is expected (`setup: make deps`)."""
-    if isinstance(raw, dict) and isinstance(raw.get("tests"), dict):
-        tests = raw["tests"]
-        for key in ("setup", "junit", "coverage"):
-            if isinstance(tests.get(key), str):
-                tests[key] = [tests[key]]
+    lists = {"tests": ("setup", "junit", "coverage"), "coverage": ("reports",), "quality": ("exclude",)}
+    for section, keys in lists.items():
+        if isinstance(raw, dict) and isinstance(raw.get(section), dict):
+            for key in keys:
+                if isinstance(raw[section].get(key), str):
+                    raw[section][key] = [raw[section][key]]
     return raw
 
 
@@ -87,7 +93,7 @@ def parse_config(text: str, path: str = ".aqe.yml") -> RepoConfig:
     if raw is None:
         return RepoConfig()
     if not isinstance(raw, dict):
-        raise ConfigError(path, "the top level must be a mapping of sections (tests, pull_requests)", 1)
+        raise ConfigError(path, "the top level must be a mapping of sections: tests, coverage, quality, pull_requests", 1)
     try:
         return msgspec.convert(_normalise(raw), RepoConfig)
     except msgspec.ValidationError as exc:

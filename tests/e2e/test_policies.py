@@ -182,10 +182,30 @@ def test_worker_restart_resumes_the_same_check_run(stack: Stack) -> None:
     worker = stack.processes[1]
     worker.terminate()
     worker.wait(30)
-    [run] = [r for r in stack.fake.check_runs.values() if r["head_sha"] == sha]
-    assert run["status"] == "queued" and run["output"]["title"] == "Waiting for a worker"
+    runs = [r for r in stack.fake.check_runs.values() if r["head_sha"] == sha]
+    assert {r["name"] for r in runs} == {"aqe/tests", "aqe/coverage", "aqe/quality"}
+    assert all(r["status"] == "queued" and r["output"]["title"] == "Waiting for a worker" for r in runs)
     stack.processes[1] = subprocess.Popen([sys.executable, "-m", "app.cli", "worker"], env=stack.env, cwd=ROOT,
                                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     [run] = _completed(stack, sha, timeout=90)
     assert run["conclusion"] == "success"
-    assert len([r for r in stack.fake.check_runs.values() if r["head_sha"] == sha]) == 1
+    stack.fake.wait_for(lambda f: all(r["status"] == "completed" for r in f.check_runs.values() if r["head_sha"] == sha))
+    assert len([r for r in stack.fake.check_runs.values() if r["head_sha"] == sha]) == 3  # the same three runs
+
+
+def test_uncovered_new_code_fails_coverage_with_annotations(stack: Stack) -> None:
+    """New lines no test runs: aqe/coverage fails on patch coverage and points at the uncovered lines."""
+    untested = ("def add(a, b):\n    return a + b\n\n\ndef sub(a, b):\n    return a - b\n\n\n"
+                "def scale(values, factor):\n    out = []\n    for value in values:\n        if value > 0:\n"
+                "            out.append(value * factor)\n        else:\n            out.append(0)\n    return out\n")
+    sha = _pr_commit(stack, "uncovered", {"calc.py": untested}, 19)
+    stack.deliver("pull_request", stack.pull_request_payload("opened", 19, sha, stack.repo.main_sha, "uncovered"))
+    stack.fake.wait_for(lambda f: len([r for r in f.check_runs.values() if r["head_sha"] == sha
+                                       and r["status"] == "completed"]) == 3, timeout=90)
+    runs = {r["name"]: r for r in stack.fake.check_runs.values() if r["head_sha"] == sha}
+    coverage = runs["aqe/coverage"]
+    assert runs["aqe/tests"]["conclusion"] == "success"
+    assert coverage["conclusion"] == "failure", coverage["output"]
+    lines = sorted((a["start_line"], a["end_line"]) for a in coverage["annotations"])
+    assert lines and all(a["path"] == "calc.py" for a in coverage["annotations"])
+    assert lines[0][0] >= 10 and lines[-1][1] <= 16  # inside the new function's body
