@@ -13,9 +13,9 @@ from pathlib import Path
 from typing import Any
 
 from jobs import checkout
-from jobs.agents.base import Workspace
+from jobs.agents.base import Progress, Workspace
 from jobs.agents.registry import AGENTS
-from jobs.coverage.diff import changed_lines
+from jobs.coverage.diff import DiffError, changed_lines
 from jobs.forges.registry import forge as forge_named
 from jobs.model import TERMINAL_STATUSES, AgentResult, Conclusion, JobRecord, now
 from jobs.reporting.base import Reporter
@@ -165,10 +165,10 @@ class JobRun:
         try:
             text = await checkout.diff_from_base(self.services.settings.data_dir, req.forge, req.repo, req.base_sha,
                                                  req.head_sha, auth)
-        except checkout.CheckoutError as exc:
+            return changed_lines(text)
+        except (checkout.CheckoutError, DiffError) as exc:
             log.warning("job %s: no diff against %s: %s", self.record.id, req.base_sha[:7], exc)
             return None
-        return changed_lines(text)
 
     def _scratch(self) -> Path:
         scratch = self.workdir / "scratch"
@@ -184,15 +184,24 @@ class JobRun:
             await self.reporter.agent_started(name)
             result = policy_result(name, self.record, config)
             if result is None:
-                agent = AGENTS[name]
-                section = getattr(config, name, None)
 
                 async def progress(fraction: float, message: str, low: float = low, high: float = high) -> None:
                     await self.tracker.progress(low + (high - low) * fraction, message)
 
-                result = await agent.run(workspace, section, progress)
+                result = await self._run_agent(name, workspace, getattr(config, name, None), progress)
             self.record.results.append(result)
             await self.reporter.agent_finished(result)
+
+    async def _run_agent(self, name: str, workspace: Workspace, section: Any, progress: Progress) -> AgentResult:
+        """One agent's crash fails its own check, with the reason; the other agents still run."""
+        try:
+            return await AGENTS[name].run(workspace, section, progress)
+        except Exception as exc:
+            log.exception("job %s: agent %s crashed", self.record.id, name)
+            return AgentResult(agent=name, conclusion="failure", title="AQE could not finish this check",
+                               summary=f"The `{name}` analysis stopped with an error: `{type(exc).__name__}: "
+                                       f"{str(exc)[:500]}`. This is a problem of AQE, not of your change; the "
+                                       "worker's log has the details.")
 
     async def _config_failed(self, exc: ConfigError) -> None:
         assert self.reporter is not None
