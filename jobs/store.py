@@ -26,7 +26,7 @@ from redis.asyncio import Redis
 from redis.exceptions import NoScriptError
 
 from jobs.redis_pipelined import PipelinedRedis
-from jobs.model import JobRecord, RunRequest, Step, json_encoder, now, record_decoder
+from jobs.model import TERMINAL_STATUSES, JobRecord, RunRequest, Step, json_encoder, now, record_decoder
 
 DELIVERY_TTL_S = 4 * 24 * 3600  # GitHub lets a delivery be redelivered for 3 days
 RECORD_TTL_S = 30 * 24 * 3600
@@ -93,6 +93,8 @@ return {'queued', id}
 """ % {"record_ttl": RECORD_TTL_S, "delivery_ttl": DELIVERY_TTL_S, "log_maxlen": DELIVERY_LOG_MAXLEN,
        "active_ttl": ACTIVE_TTL_S, "arq_prefix": ARQ_JOB_PREFIX, "arq_expires_ms": ARQ_EXPIRES_MS,
        "arq_queue": ARQ_QUEUE, "stream_maxlen": STREAM_MAXLEN}
+
+_RELEASE_LUA = "if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end return 0"
 
 _EXCEPTION_EXT = 1
 
@@ -180,13 +182,19 @@ class JobStore:
         return None if raw is None else record_decoder.decode(raw)
 
     async def save(self, record: JobRecord, event_type: str, data: dict[str, Any]) -> str:
-        """Store the record and append one event to its stream, atomically. Returns the event id."""
+        """Store the record and append one event to its stream, atomically. Returns the event id.
+
+        A record saved as ended also frees its analysis key in the same transaction, so a request that
+        sees the job ended never joins it."""
         async with self.redis.pipeline(transaction=True) as pipe:
             pipe.set(job_key(record.id), json_encoder.encode(record), ex=RECORD_TTL_S)
             pipe.xadd(events_key(record.id), {"type": event_type, "data": json_encoder.encode(data)},
                       maxlen=STREAM_MAXLEN, approximate=True)
             pipe.expire(events_key(record.id), RECORD_TTL_S)
-            _, event_id, _ = await pipe.execute()
+            if record.status in TERMINAL_STATUSES:
+                pipe.eval(_RELEASE_LUA, 1, f"aqe:active:{record.request.dedupe_key()}", record.id)
+            replies = await pipe.execute()
+        event_id = replies[1]
         return event_id.decode() if isinstance(event_id, bytes) else str(event_id)
 
     async def extra_prs(self, job_id: str) -> set[int]:
@@ -194,9 +202,7 @@ class JobStore:
 
     async def release(self, record: JobRecord) -> None:
         """Let the next request with the same meaning start a new job (compare-and-delete)."""
-        await self.redis.eval(
-            "if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end return 0",
-            1, f"aqe:active:{record.request.dedupe_key()}", record.id)
+        await self.redis.eval(_RELEASE_LUA, 1, f"aqe:active:{record.request.dedupe_key()}", record.id)
 
     async def events(self, job_id: str, after: str = "0-0", count: int = 1000) -> list[tuple[str, dict[str, Any]]]:
         entries = await self.redis.xrange(events_key(job_id), min=f"({after}" if after != "0-0" else "-", count=count)

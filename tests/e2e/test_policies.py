@@ -6,6 +6,7 @@ import asyncio
 import json
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import redis as redis_sync
@@ -25,6 +26,17 @@ def _completed(stack: Stack, sha: str, n: int = 1, timeout: float = 90) -> list[
 
     stack.fake.wait_for(done, timeout=timeout)
     return [r for r in stack.fake.check_runs.values() if r["head_sha"] == sha and r["name"] == "aqe/tests"]
+
+
+def _record_when(stack: Stack, job_id: str, status: str, timeout: float = 30) -> dict:
+    """The job record once it has `status` (the record is saved just after the checks are reported)."""
+    client = redis_sync.Redis.from_url(stack.redis_url)
+    deadline = time.monotonic() + timeout
+    while True:
+        record = json.loads(client.get(f"aqe:job:{job_id}"))
+        if record["status"] == status or time.monotonic() > deadline:
+            return record
+        time.sleep(0.05)
 
 
 def _pr_commit(stack: Stack, branch: str, files: dict[str, str], number: int, **pull: object) -> str:
@@ -80,6 +92,9 @@ def test_rerequested_check_run_is_a_new_run(stack: Stack) -> None:
     payload = stack.pull_request_payload("opened", 12, sha, stack.repo.main_sha, "rerun")
     assert stack.deliver("pull_request", payload).status_code == 202
     [first] = _completed(stack, sha)
+    # while the first job still runs, a re-run of the same commit joins it; wait until it has ended
+    stack.fake.wait_for(lambda f: all(r["status"] == "completed" for r in f.check_runs.values() if r["head_sha"] == sha))
+    _record_when(stack, stack.fake.check_runs[first["id"]]["external_id"], "completed")
     rerun = fixture_payload("check_run.rerequested.json")
     rerun["check_run"].update(head_sha=sha, id=first["id"])
     rerun["check_run"]["pull_requests"][0].update(number=12)
@@ -118,7 +133,7 @@ def test_checkout_failure_ends_the_check_with_the_reason(stack: Stack) -> None:
     job_id = stack.deliver("pull_request", payload).json()["job_ids"][0]
     [run] = _completed(stack, sha)
     assert run["conclusion"] == "failure" and "CheckoutError" in run["output"]["summary"]
-    record = json.loads(redis_sync.Redis.from_url(stack.redis_url).get(f"aqe:job:{job_id}"))
+    record = _record_when(stack, job_id, "failed")
     assert record["status"] == "failed" and "git fetch failed" in record["error"]
 
 
@@ -139,7 +154,7 @@ def test_cancelled_job_ends_its_check_cancelled(stack: Stack) -> None:
     asyncio.run(abort())
     [run] = _completed(stack, sha, timeout=40)
     assert run["conclusion"] == "cancelled" and "cancelled" in run["output"]["summary"]
-    record = json.loads(redis_sync.Redis.from_url(stack.redis_url).get(f"aqe:job:{job_id}"))
+    record = _record_when(stack, job_id, "cancelled")
     assert record["status"] == "cancelled"
 
 

@@ -74,3 +74,16 @@ async def test_ignored_delivery_is_recorded_once(redis: Redis) -> None:
 def test_run_request_round_trips_as_json() -> None:
     request = _request()
     assert msgspec.json.decode(msgspec.json.encode(request), type=RunRequest) == request
+
+
+async def test_saving_an_ended_record_frees_its_analysis_key(redis: Redis) -> None:
+    store = JobStore(redis)
+    first = await store.enqueue(_request(), delivery_key="aqe:delivery:github:d1")
+    record = await store.get(first.job_id)
+    assert record is not None
+    record.status = "running"
+    await store.save(record, "progress", {"progress": 50.0})
+    assert (await store.enqueue(_request(), delivery_key="aqe:delivery:github:d2")).state == "coalesced"
+    record.status = "completed"
+    await store.save(record, "complete", {"progress": 100.0})
+    assert (await store.enqueue(_request(), delivery_key="aqe:delivery:github:d3")).state == "queued"
