@@ -1,6 +1,6 @@
 """Settings, read once at start-up from the environment and `.env`, validated, then passed in.
 
-Nothing else in the code base reads `os.environ`.
+Apart from the `aqe` command line (its own supervision flag), nothing else reads `os.environ`.
 """
 
 from __future__ import annotations
