@@ -43,7 +43,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT), str(ROOT / "bench")]
 
 from common import exclusive, export_tree, free_port, git_state, machine, start, stop, wait_quiet  # noqa: E402
-from tests.e2e.conftest import INSTALLATION_ID, REPO, SampleRepo, fixture_payload, signed_headers  # noqa: E402
+from tests.e2e.conftest import INSTALLATION_ID, REPO, SampleRepo, pull_request_payload, signed_headers  # noqa: E402
+from tests.fakes.processes import wait_ready  # noqa: E402
 from tests.fakes.github import FakeGitHub  # noqa: E402
 
 from jobs.redis_server import EmbeddedRedis  # noqa: E402
@@ -83,36 +84,6 @@ def percentile(values: list[float], pct: float) -> float:
 def stats(values: list[float]) -> dict[str, float]:
     return {"p50_ms": round(statistics.median(values), 1), "p95_ms": round(percentile(values, 95), 1),
             "max_ms": round(max(values), 1), "min_ms": round(min(values), 1), "n": len(values)}
-
-
-def payload(fake: FakeGitHub, number: int, head_sha: str, base_sha: str, head_ref: str) -> dict[str, Any]:
-    """As tests/e2e/conftest.py's Stack.pull_request_payload, for a synchronize delivery."""
-    data = fixture_payload("pull_request.synchronize.json")
-    clone_url = f"{fake.url}/{REPO}.git"
-    data["action"], data["number"] = "synchronize", number
-    pr = data["pull_request"]
-    pr["number"], pr["draft"], pr["state"] = number, False, "open"
-    pr["head"].update(sha=head_sha, ref=head_ref)
-    pr["base"].update(sha=base_sha, ref="main")
-    for repo in (data["repository"], pr["head"]["repo"], pr["base"]["repo"]):
-        repo.update(full_name=REPO, clone_url=clone_url, default_branch="main", fork=False)
-    data["installation"]["id"] = INSTALLATION_ID
-    return data
-
-
-def wait_ready(url: str, procs: list, timeout: float = 60.0) -> None:  # type: ignore[type-arg]
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        for proc in procs:
-            if proc.poll() is not None:
-                raise RuntimeError(f"a process of the stack exited with {proc.returncode}")
-        try:
-            if httpx.get(f"{url}/readyz", timeout=1).status_code == 200:
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.1)
-    raise TimeoutError("web + worker not ready")
 
 
 def wait_finished(r: redis.Redis, job_id: str, timeout: float = 180.0) -> str:
@@ -175,7 +146,7 @@ def measure(poll_delay: float, args: argparse.Namespace, app_root: Path, workdir
         wait_ready(web_url, procs)
         time.sleep(1.0)  # let the worker settle into its polling loop
         for number, sha, ref in commits:
-            body = json.dumps(payload(fake, number, sha, repo.main_sha, ref)).encode()
+            body = json.dumps(pull_request_payload(fake.url, "synchronize", number, sha, repo.main_sha, ref)).encode()
             headers = signed_headers(body, "pull_request", str(uuid.uuid4()), SECRET)
             sent = time.monotonic()
             answer = httpx.post(f"{web_url}/webhooks/github", content=body, headers=headers, timeout=10)

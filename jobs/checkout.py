@@ -17,6 +17,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+from jobs.coverage.diff import DIFF_ARGS
+from jobs.coverage.diff import GIT_CONFIG as DIFF_GIT_CONFIG
+
 log = logging.getLogger("aqe.checkout")
 
 SHA_RE = re.compile(r"^[0-9a-f]{40}$")
@@ -183,6 +186,5 @@ async def diff_from_base(data_dir: Path, forge: str, repo: str, base_sha: str, h
             await git("fetch", "--quiet", "--no-tags", "--filter=blob:none", "origin", base_sha,
                       cwd=mirror, env=env, secret=secret)
         base = (await git("merge-base", base_sha, head_sha, cwd=mirror, env=env)).strip()
-        return await git("-c", "diff.noprefix=false", "-c", "diff.mnemonicprefix=false", "diff", "--no-color",
-                         "--no-ext-diff", "--no-textconv", "--find-renames", "-U0", base, head_sha,
-                         cwd=mirror, env=env, secret=secret)
+        # the exact invocation jobs.coverage.diff.changed_lines is written (and tested) against
+        return await git(*DIFF_GIT_CONFIG, *DIFF_ARGS, f"{base}..{head_sha}", "--", cwd=mirror, env=env, secret=secret)

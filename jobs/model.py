@@ -17,6 +17,7 @@ Conclusion = Literal["success", "failure", "neutral", "cancelled", "skipped", "t
 JobStatus = Literal["queued", "running", "completed", "failed", "cancelled", "skipped"]
 
 TERMINAL_STATUSES: frozenset[str] = frozenset({"completed", "failed", "cancelled", "skipped"})
+DEFAULT_AGENTS = ("tests", "coverage", "quality")  # what a pull request or push runs; coverage reads what tests wrote
 
 
 class RunRequest(msgspec.Struct, kw_only=True):
@@ -106,4 +107,3 @@ def now() -> float:
 
 json_encoder = msgspec.json.Encoder()
 record_decoder = msgspec.json.Decoder(JobRecord)
-request_decoder = msgspec.json.Decoder(RunRequest)

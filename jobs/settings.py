@@ -30,10 +30,10 @@ class SettingsError(ValueError):
 
 @dataclass(frozen=True)
 class GitHubSettings:
+    """The GitHub App's identity; present only when it is fully configured."""
+
     app_id: int
     private_key: str = field(repr=False)
-    webhook_secrets: tuple[str, ...] = field(repr=False)
-    api_url: str = "https://api.github.com"
     app_slug: str = "aqe"
 
 
@@ -55,9 +55,6 @@ class Settings:
     @property
     def webhook_secrets(self) -> tuple[str, ...]:
         return self.github_webhook_secrets
-
-    def job_url(self, job_id: str) -> str:
-        return f"{self.public_url}/jobs/{job_id}"
 
 
 def _merged_environment(environ: Mapping[str, str], dotenv_path: Path | None) -> dict[str, str]:
@@ -109,7 +106,7 @@ def _app_id(env: Mapping[str, str], problems: list[str]) -> int | None:
     return int(raw)
 
 
-def _github(env: Mapping[str, str], secrets_: tuple[str, ...], api_url: str, problems: list[str]) -> tuple[GitHubSettings | None, list[str]]:
+def _github(env: Mapping[str, str], secrets_: tuple[str, ...], problems: list[str]) -> tuple[GitHubSettings | None, list[str]]:
     app_id = _app_id(env, problems)
     key = _private_key_text(env, problems)
     missing = []
@@ -122,7 +119,7 @@ def _github(env: Mapping[str, str], secrets_: tuple[str, ...], api_url: str, pro
     if app_id is None or key is None or not secrets_:
         return None, missing
     slug = env.get("GITHUB_APP_SLUG", "aqe").strip() or "aqe"
-    return GitHubSettings(app_id, key, secrets_, api_url, slug), missing
+    return GitHubSettings(app_id, key, slug), missing
 
 
 def _jwt_secret(env: Mapping[str, str], data_dir: Path) -> str:
@@ -155,7 +152,7 @@ def load_settings(environ: Mapping[str, str] | None = None, dotenv_path: Path | 
     api_url = _check_url("GITHUB_API_URL", env.get("GITHUB_API_URL", "https://api.github.com"), problems)
     public_url = _check_url("AQE_PUBLIC_URL", env.get("AQE_PUBLIC_URL", "http://localhost:8000"), problems)
     secrets_ = tuple(s.strip() for s in env.get("GITHUB_WEBHOOK_SECRET", "").split(",") if s.strip())
-    github, missing = _github(env, secrets_, api_url, problems)
+    github, missing = _github(env, secrets_, problems)
     rate_limit = env.get("AQE_RATE_LIMIT", "100/minute")
     if not RATE_LIMIT_RE.match(rate_limit):
         problems.append(f"AQE_RATE_LIMIT: {rate_limit!r} is not like '100/minute' (per second|minute|hour|day)")

@@ -4,45 +4,26 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import httpx
 
+from tests.fakes.processes import free_port, wait_ready
+
 ROOT = Path(__file__).parents[2]
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def _wait_ready(url: str, proc: subprocess.Popen, timeout: float = 60) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        assert proc.poll() is None, "aqe run exited early"
-        try:
-            if httpx.get(f"{url}/readyz", timeout=1).status_code == 200:
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.2)
-    raise TimeoutError("aqe run did not become ready")
 
 
 def test_aqe_run_starts_everything_without_github_settings(tmp_path: Path) -> None:
     """No REDIS_URL and no GitHub settings: embedded Redis + web + worker start; the gap is said once."""
-    port = _free_port()
+    port = free_port()
     env = {"PATH": os.environ["PATH"], "HOME": str(tmp_path), "PORT": str(port), "AQE_DATA_DIR": str(tmp_path / "d")}
     proc = subprocess.Popen([sys.executable, "-m", "app.cli", "run"], env=env, cwd=tmp_path, stdout=subprocess.PIPE,
                             stderr=subprocess.STDOUT, text=True)
     url = f"http://127.0.0.1:{port}"
     try:
-        _wait_ready(url, proc)
+        wait_ready(url, [proc])
         pidfile = tmp_path / "d" / "redis" / "valkey.pid"
         redis_pid = int(pidfile.read_text())
         body = b'{"zen": "x"}'

@@ -6,10 +6,8 @@ import hashlib
 import hmac
 import json
 import os
-import socket
 import subprocess
 import sys
-import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -22,17 +20,12 @@ import redis as redis_sync
 
 from tests.conftest import APP_ID, WEBHOOK_SECRET
 from tests.fakes.github import FakeGitHub
+from tests.fakes.processes import free_port, wait_ready
 
 REPO = "acme/widgets"
 INSTALLATION_ID = 2311213
 FIXTURES = Path(__file__).parents[1] / "fixtures" / "github"
 ROOT = Path(__file__).parents[2]
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def git(cwd: Path, *args: str) -> str:
@@ -71,6 +64,23 @@ def fixture_payload(name: str) -> dict[str, Any]:
     return json.loads((FIXTURES / name).read_text())
 
 
+def pull_request_payload(fake_url: str, action: str, number: int, head_sha: str, base_sha: str,
+                         head_ref: str) -> dict[str, Any]:
+    """A recorded pull_request delivery of `action`, pointed at REPO on the fake GitHub at `fake_url`."""
+    payload = fixture_payload(f"pull_request.{action}.json")
+    clone_url = f"{fake_url}/{REPO}.git"
+    payload["action"] = action
+    payload["number"] = number
+    pr = payload["pull_request"]
+    pr["number"], pr["draft"], pr["state"] = number, False, "open"
+    pr["head"].update(sha=head_sha, ref=head_ref)
+    pr["base"].update(sha=base_sha, ref="main")
+    for repo in (payload["repository"], pr["head"]["repo"], pr["base"]["repo"]):
+        repo.update(full_name=REPO, clone_url=clone_url, default_branch="main", fork=False)
+    payload["installation"]["id"] = INSTALLATION_ID
+    return payload
+
+
 def signed_headers(body: bytes, event: str, delivery: str | None = None, secret: str = WEBHOOK_SECRET) -> dict[str, str]:
     signature = "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
     return {"X-GitHub-Event": event, "X-GitHub-Delivery": delivery or str(uuid.uuid4()),
@@ -93,36 +103,14 @@ class Stack:
                           headers=signed_headers(body, event, delivery, secret), timeout=10)
 
     def pull_request_payload(self, action: str, number: int, head_sha: str, base_sha: str, head_ref: str) -> dict[str, Any]:
-        payload = fixture_payload(f"pull_request.{action}.json")
-        clone_url = f"{self.fake.url}/{REPO}.git"
-        payload["action"] = action
-        payload["number"] = number
-        pr = payload["pull_request"]
-        pr["number"], pr["draft"], pr["state"] = number, False, "open"
-        pr["head"].update(sha=head_sha, ref=head_ref)
-        pr["base"].update(sha=base_sha, ref="main")
-        for repo in (payload["repository"], pr["head"]["repo"], pr["base"]["repo"]):
-            repo.update(full_name=REPO, clone_url=clone_url, default_branch="main", fork=False)
-        payload["installation"]["id"] = INSTALLATION_ID
-        return payload
+        return pull_request_payload(self.fake.url, action, number, head_sha, base_sha, head_ref)
 
     def aqe(self, *args: str) -> subprocess.CompletedProcess[str]:
         return subprocess.run([sys.executable, "-m", "app.cli", *args], env=self.env, capture_output=True, text=True,
                               timeout=60, cwd=ROOT)
 
     def wait_ready(self, timeout: float = 30.0) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            try:
-                if httpx.get(f"{self.web_url}/readyz", timeout=1).status_code == 200:
-                    return
-            except httpx.HTTPError:
-                pass
-            for proc in self.processes:
-                if proc.poll() is not None:
-                    raise RuntimeError(f"a process of the stack exited with {proc.returncode}")
-            time.sleep(0.1)
-        raise TimeoutError("web + worker not ready")
+        wait_ready(self.web_url, self.processes, timeout)
 
 
 @pytest.fixture

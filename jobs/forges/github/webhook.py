@@ -14,11 +14,10 @@ import msgspec
 
 from jobs.forges.base import Decision, Delivery, WebhookError
 from jobs.forges.github import payloads as p
-from jobs.model import RunRequest
+from jobs.model import DEFAULT_AGENTS, RunRequest
 
 MAX_BODY_BYTES = 25 * 1024 * 1024
 ZERO_SHA = "0" * 40
-DEFAULT_AGENTS = ["tests", "coverage", "quality"]  # in this order: coverage reads what the tests wrote
 PR_ACTIONS = frozenset({"opened", "synchronize", "reopened", "ready_for_review"})
 TRUSTED_ASSOCIATIONS = frozenset({"OWNER", "MEMBER", "COLLABORATOR"})
 RUN_COMMAND = "/aqe run"
