@@ -13,6 +13,28 @@ Progress = Callable[[float, str], Awaitable[None]]
 """`await progress(fraction_done_0_to_1, message)`"""
 
 
+@dataclass(frozen=True)
+class LlmOptions:
+    """An OpenAI-compatible chat completions endpoint (`AQE_LLM_URL`, `AQE_LLM_MODEL`, `AQE_LLM_API_KEY`)."""
+
+    url: str  # base URL, e.g. "https://api.openai.com/v1"; requests go to f"{url}/chat/completions"
+    model: str
+    api_key: str | None = None  # sent as a Bearer token; never logged, never given to code under test
+
+    def __repr__(self) -> str:  # keep the key out of logs and tracebacks
+        return f"LlmOptions(url={self.url!r}, model={self.model!r}, api_key={'***' if self.api_key else None})"
+
+
+@dataclass(frozen=True)
+class AgentOptions:
+    """What the worker's settings (and the API request) tell agents; `.aqe.yml` never sets these."""
+
+    osv_url: str = "https://api.osv.dev"  # `AQE_OSV_URL`: base of the OSV API (`/v1/querybatch`, `/v1/vulns/{id}`)
+    llm: LlmOptions | None = None  # test generation's optional LLM backend
+    performance_target: str | None = None  # a target URL given by an API request; wins over `.aqe.yml`
+    http_timeout_s: float = 10.0  # for calls agents make to outside services (OSV, LLM)
+
+
 @dataclass
 class Workspace:
     """A checked-out commit and what the agents share about it."""
@@ -22,7 +44,9 @@ class Workspace:
     head_sha: str
     base_sha: str | None = None
     changed_lines: dict[str, set[int]] | None = None  # path -> changed line numbers (None = unknown)
-    artifacts: dict[str, Path] = field(default_factory=dict)  # e.g. "junit", "coverage.cobertura"
+    artifacts: dict[str, Path] = field(default_factory=dict)  # e.g. "junit", "coverage.cobertura", "venv"
+    options: AgentOptions = field(default_factory=AgentOptions)
+    results: dict[str, AgentResult] = field(default_factory=dict)  # results of the agents that ran before
 
 
 class Agent(Protocol):

@@ -540,6 +540,7 @@ async def _run_plan(
     await progress(0.05, "Creating environment")
     dirs.create()
     await create_venv(dirs, runner.env, cfg.memory_mb)
+    workspace.artifacts["venv"] = dirs.venv  # later agents (test generation) import the code from it
     await _run_setup(runner, cfg.setup, progress)
     await progress(0.35, "Running tests")
     result = await runner.run(plan.command, "the test command")
