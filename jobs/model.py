@@ -17,7 +17,10 @@ Conclusion = Literal["success", "failure", "neutral", "cancelled", "skipped", "t
 JobStatus = Literal["queued", "running", "completed", "failed", "cancelled", "skipped"]
 
 TERMINAL_STATUSES: frozenset[str] = frozenset({"completed", "failed", "cancelled", "skipped"})
-DEFAULT_AGENTS = ("tests", "coverage", "quality")  # what a pull request or push runs; coverage reads what tests wrote
+# Every agent, in the order checks are listed; `.aqe.yml`'s `agents` section picks among them per event.
+ALL_AGENTS = ("tests", "coverage", "security", "quality", "test-generation", "performance", "quality-gate")
+PULL_REQUEST_AGENTS = ALL_AGENTS
+PUSH_AGENTS = ("tests", "coverage", "security", "quality", "performance", "quality-gate")  # no PR to offer tests to
 
 
 class RunRequest(msgspec.Struct, kw_only=True):
@@ -28,7 +31,7 @@ class RunRequest(msgspec.Struct, kw_only=True):
     clone_url: str
     head_sha: str
     trigger: str  # what asked for it, e.g. "pull_request.synchronize", "check_run.rerequested"
-    agents: list[str]
+    agents: list[str]  # empty: what `.aqe.yml` (`agents.pull_request` or `agents.push`) says
     base_sha: str | None = None
     head_ref: str | None = None
     base_ref: str | None = None
@@ -40,9 +43,18 @@ class RunRequest(msgspec.Struct, kw_only=True):
     delivery_id: str | None = None
     sender: str | None = None
 
+    @property
+    def is_pull_request(self) -> bool:
+        return self.pr_number is not None
+
+    @property
+    def is_branch_push(self) -> bool:
+        """A run of a branch's own history (a push), whose results are the branch's baseline."""
+        return self.pr_number is None and self.head_ref is not None and self.head_ref == self.base_ref
+
     def dedupe_key(self, kind: str = "analyse") -> str:
         """What makes two requests "the same run": one active job per such key."""
-        agents = ",".join(sorted(self.agents))
+        agents = ",".join(sorted(self.agents)) or "configured"
         commit = self.head_sha or f"pr{self.pr_number}"  # "/aqe run" knows the PR, not yet its head
         return f"{self.forge}:{self.repo}:{commit}:{kind}:{agents}"
 
@@ -93,6 +105,7 @@ class JobRecord(msgspec.Struct, kw_only=True):
     steps: list[Step] = []
     started_at: float | None = None
     finished_at: float | None = None
+    agents: list[str] = []  # the checks this job runs: the request's, or those `.aqe.yml` selects
     results: list[AgentResult] = []
     conclusion: Conclusion | None = None
     error: str | None = None

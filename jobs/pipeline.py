@@ -1,7 +1,8 @@
 """The run of one job, forge-neutral, as a sequence of named steps.
 
-resolve -> checks queued -> checkout -> config -> policy -> each agent (in progress -> completed)
--> summary comment. Whatever happens, every check that was created ends completed.
+resolve -> checkout -> config (invalid: `aqe/config` fails, nothing else runs) -> checks queued -> diff ->
+agents (each in progress -> completed, independent ones side by side) -> summary comment.
+Whatever happens, every check that was created ends completed.
 """
 
 from __future__ import annotations
@@ -9,18 +10,21 @@ from __future__ import annotations
 import asyncio
 import logging
 import shutil
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
 from jobs import checkout
-from jobs.agents.base import Progress, Workspace
+from jobs.agents.base import AgentOptions, LlmOptions, Progress, Workspace
 from jobs.agents.registry import AGENTS
 from jobs.coverage.diff import DiffError, changed_lines
 from jobs.forges.registry import forge as forge_named
-from jobs.model import TERMINAL_STATUSES, AgentResult, Conclusion, JobRecord, now
+from jobs.model import TERMINAL_STATUSES, AgentResult, Conclusion, Finding, JobRecord, Step, now
 from jobs.reporting.base import Reporter
 from jobs.repo_config import CONFIG_PATHS, ConfigError, RepoConfig, parse_config
+from jobs.reporting.render import LEVEL_ORDER
 from jobs.services import Services
+from jobs.settings import Settings
 from jobs.store import JobStore, finish_step, start_step
 
 log = logging.getLogger("aqe.pipeline")
@@ -37,9 +41,23 @@ class Tracker:
         self.store, self.record, self._last_progress = store, record, 0.0
 
     async def step(self, name: str, progress: float) -> None:
-        finish_step(self.record)
+        for step in self.record.steps:
+            step.finished_at = step.finished_at or now()
         start_step(self.record, name, progress)
-        await self.store.save(self.record, "progress", {"progress": self.record.progress, "message": name,
+        await self._save_progress(name)
+
+    async def agent_step(self, name: str, *, done: bool) -> None:
+        """Agents run side by side: their steps overlap, each ends by name."""
+        step = f"agent:{name}"
+        if done:
+            finish_step(self.record, step)
+        else:
+            self.record.steps.append(Step(name=step, started_at=now()))
+            self.record.step = step
+        await self._save_progress(f"{step} {'finished' if done else 'started'}")
+
+    async def _save_progress(self, message: str) -> None:
+        await self.store.save(self.record, "progress", {"progress": self.record.progress, "message": message,
                                                          "status": self.record.status})
 
     async def progress(self, progress: float, message: str) -> None:
@@ -48,12 +66,12 @@ class Tracker:
             return
         self._last_progress = loop_time
         self.record.progress = round(max(self.record.progress, progress), 1)
-        await self.store.save(self.record, "progress", {"progress": self.record.progress, "message": message,
-                                                         "status": self.record.status})
+        await self._save_progress(message)
 
     async def finish(self, status: str, *, conclusion: Conclusion | None = None, error: str | None = None,
                      reason: str | None = None) -> None:
-        finish_step(self.record)
+        for step in self.record.steps:
+            step.finished_at = step.finished_at or now()
         self.record.status, self.record.finished_at = status, now()  # type: ignore[assignment]
         self.record.conclusion, self.record.error, self.record.reason = conclusion, error, reason
         if status == "completed":
@@ -69,6 +87,43 @@ def overall_conclusion(results: list[AgentResult]) -> Conclusion:
     if not results:
         return "neutral"
     return max((r.conclusion for r in results), key=lambda c: _SEVERITY.index(c) if c in _SEVERITY else 0)
+
+
+async def run_in_order(names: list[str], run: Callable[[str], Awaitable[None]]) -> None:
+    """Run every agent of `names`, each as soon as the agents it `needs` (among `names`) have finished —
+    tests before coverage, everything before the gate — and independent ones side by side."""
+    done = {name: asyncio.Event() for name in names}
+
+    async def one(name: str) -> None:
+        try:
+            for needed in getattr(AGENTS.get(name), "needs", ()):
+                if needed in done:
+                    await done[needed].wait()
+            await run(name)
+        finally:
+            done[name].set()
+
+    try:
+        async with asyncio.TaskGroup() as group:  # one failure (e.g. of the forge) stops the others
+            for name in names:
+                group.create_task(one(name))
+    except BaseExceptionGroup as group_error:
+        raise group_error.exceptions[0] from None
+
+
+def prioritised(findings: list[Finding], changed: dict[str, set[int]] | None) -> list[Finding]:
+    """Most important first: by level (failure, warning, notice), then those on changed lines."""
+    def on_changed(f: Finding) -> bool:
+        lines = changed.get(f.path) if changed is not None else None
+        return changed is None or (lines is not None and any(f.start_line <= n <= f.end_line for n in lines))
+
+    return sorted(findings, key=lambda f: (LEVEL_ORDER.get(f.level, 3), not on_changed(f)))
+
+
+def agent_options(settings: Settings) -> AgentOptions:
+    llm = LlmOptions(settings.llm_url, settings.llm_model, settings.llm_api_key) \
+        if settings.llm_url and settings.llm_model else None
+    return AgentOptions(osv_url=settings.osv_url, llm=llm)
 
 
 def policy_result(agent: str, record: JobRecord, config: RepoConfig) -> AgentResult | None:
@@ -135,9 +190,7 @@ class JobRun:
         await self.tracker.step("authenticate", 2)
         token = await self.forge.token(self.services, req)
         self.reporter = await self.forge.reporter(self.services, self.record, token)
-        self.record.request = await self.reporter.resolve(req)
-        await self.reporter.begin(req.agents)
-        self.record.report_refs = dict(self.reporter.refs)
+        self.record.request = req = await self.reporter.resolve(req)
         await self.tracker.step("checkout", 5)
         auth = self.forge.git_auth(token)
         root = await checkout.checkout(self.services.settings.data_dir, req.forge, self.forge.source(req),
@@ -148,14 +201,42 @@ class JobRun:
         except ConfigError as exc:
             await self._config_failed(exc)
             return
+        self.record.agents = [a for a in (req.agents or config.agents.for_event(req.is_pull_request)) if a in AGENTS]  # TEMP
+        await self._begin(self.record.agents)
         await self.tracker.step("diff", 18)
         changed = await self._changed_lines(auth)
+        await self._apply_baseline(config)
         workspace = Workspace(root=root, scratch=self._scratch(), head_sha=req.head_sha, base_sha=req.base_sha,
-                              changed_lines=changed)
+                              changed_lines=changed, options=agent_options(self.services.settings))
+        await self.tracker.step("agents", 20)
         await self._agents(workspace, config)
         await self.tracker.step("report", 95)
         await self.reporter.summarise(self.record, await self.services.store.extra_prs(self.record.id))
+        await self._store_baseline()
         await self.tracker.finish("completed", conclusion=overall_conclusion(self.record.results))
+
+    async def _begin(self, agents: list[str]) -> None:
+        """Show the checks as queued on the commit (a retried job reuses the ones it made)."""
+        assert self.reporter is not None
+        await self.reporter.begin(agents)
+        self.record.report_refs = dict(self.reporter.refs)
+
+    async def _apply_baseline(self, config: RepoConfig) -> None:
+        """The base branch's last stored coverage, for "−0.8 % vs main"."""
+        req = self.record.request
+        if req.is_branch_push or not req.base_ref or config.coverage.base_total is not None:
+            return
+        baseline = await self.services.store.baseline(req.forge, req.repo, req.base_ref)
+        if baseline is not None and isinstance(baseline.get("total_percent"), (int, float)):
+            config.coverage.base_total, config.coverage.base_label = float(baseline["total_percent"]), req.base_ref
+
+    async def _store_baseline(self) -> None:
+        req = self.record.request
+        coverage = next((r for r in self.record.results if r.agent == "coverage"), None)
+        if req.is_branch_push and req.head_ref and coverage is not None and "total_percent" in coverage.metrics:
+            await self.services.store.save_baseline(req.forge, req.repo, req.head_ref, {
+                "sha": req.head_sha, "job_id": self.record.id, "at": now(),
+                "total_percent": coverage.metrics["total_percent"]})
 
     async def _changed_lines(self, auth: str | None) -> dict[str, set[int]] | None:
         """Lines the change adds, from the merge base with the base commit; None when there is no base."""
@@ -176,21 +257,29 @@ class JobRun:
         return scratch
 
     async def _agents(self, workspace: Workspace, config: RepoConfig) -> None:
+        names = self.record.agents
+        fractions = dict.fromkeys(names, 0.0)
+        await run_in_order(names, lambda name: self._agent(name, workspace, config, fractions))
+        self.record.results.sort(key=lambda r: names.index(r.agent) if r.agent in names else len(names))
+
+    async def _agent(self, name: str, workspace: Workspace, config: RepoConfig, fractions: dict[str, float]) -> None:
         assert self.reporter is not None
-        names = self.record.request.agents
-        for index, name in enumerate(names):
-            low, high = 20 + 75 * index / len(names), 20 + 75 * (index + 1) / len(names)
-            await self.tracker.step(f"agent:{name}", low)
-            await self.reporter.agent_started(name)
-            result = policy_result(name, self.record, config)
-            if result is None:
 
-                async def progress(fraction: float, message: str, low: float = low, high: float = high) -> None:
-                    await self.tracker.progress(low + (high - low) * fraction, message)
+        async def progress(fraction: float, message: str) -> None:
+            fractions[name] = min(max(fraction, fractions[name]), 1.0)
+            await self.tracker.progress(20 + 75 * sum(fractions.values()) / len(fractions), f"{name}: {message}")
 
-                result = await self._run_agent(name, workspace, getattr(config, name, None), progress)
-            self.record.results.append(result)
-            await self.reporter.agent_finished(result)
+        await self.tracker.agent_step(name, done=False)
+        await self.reporter.agent_started(name)
+        result = policy_result(name, self.record, config)
+        if result is None:
+            result = await self._run_agent(name, workspace, config.section(name), progress)
+        result.findings = prioritised(result.findings, workspace.changed_lines)
+        workspace.results[name] = result
+        self.record.results.append(result)
+        await self.reporter.agent_finished(result, max_annotations=config.reporting.max_annotations)
+        await progress(1.0, "finished")
+        await self.tracker.agent_step(name, done=True)
 
     async def _run_agent(self, name: str, workspace: Workspace, section: Any, progress: Progress) -> AgentResult:
         """One agent's crash fails its own check, with the reason; the other agents still run."""
@@ -204,19 +293,28 @@ class JobRun:
                                        "worker's log has the details.")
 
     async def _config_failed(self, exc: ConfigError) -> None:
+        """An invalid `.aqe.yml` fails `aqe/config` with the error; nothing else runs."""
         assert self.reporter is not None
-        summary = (f"AQE did not run because `{exc.path}` is invalid.\n\n**{exc}**\n\n"
-                   "See the configuration reference in AQE's docs (`docs/configuration.md`).")
-        for name in self.record.request.agents:
-            result = AgentResult(agent=name, conclusion="failure", title=f"Invalid {exc.path}", summary=summary)
-            self.record.results.append(result)
-            await self.reporter.agent_finished(result)
+        summary = (f"AQE did not run because `{exc.path}` is invalid.\n\n**{exc}**\n\nNo other check ran. Fix the "
+                   "file and push again; every key is described in AQE's configuration reference "
+                   "(`docs/configuration.md`).")
+        self.record.agents = ["config"]
+        await self._begin(["config"])
+        result = AgentResult(agent="config", conclusion="failure", title=f"Invalid {exc.path}", summary=summary,
+                             findings=[Finding(path=exc.path, start_line=exc.line or 1, end_line=exc.line or 1,
+                                               level="failure", rule="config", title=f"Invalid {exc.path}",
+                                               message=str(exc))])
+        self.record.results.append(result)
+        await self.reporter.agent_finished(result)
         await self.reporter.summarise(self.record, await self.services.store.extra_prs(self.record.id))
         await self.tracker.finish("completed", conclusion="failure")
 
     async def _end_unfinished(self, conclusion: Conclusion, status: str, reason: str) -> None:
         try:
             if self.reporter is not None:
+                if not self.reporter.refs:  # it ended before the checks were shown (e.g. checkout failed)
+                    req = self.record.request
+                    await self.reporter.begin(req.agents or RepoConfig().agents.for_event(req.is_pull_request))
                 await self.reporter.abort(conclusion, reason)
             self.record.report_refs = dict(self.reporter.refs) if self.reporter else self.record.report_refs
             await self.tracker.finish(status, conclusion=conclusion, error=reason)

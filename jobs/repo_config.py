@@ -9,6 +9,8 @@ import msgspec
 import yaml
 
 from jobs.coverage.config import CoverageConfig
+from jobs.gate.config import GateConfig
+from jobs.model import ALL_AGENTS, PULL_REQUEST_AGENTS, PUSH_AGENTS
 from jobs.quality.config import QualityConfig
 
 CONFIG_PATHS = (".aqe.yml", ".github/aqe.yml")
@@ -36,11 +38,45 @@ class PullRequestsConfig(msgspec.Struct, kw_only=True, forbid_unknown_fields=Tru
     drafts: bool = False  # analyse draft pull requests too
 
 
+class AgentsConfig(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    """Which checks run on pull requests and on pushes to the default branch."""
+
+    pull_request: list[str] = msgspec.field(default_factory=lambda: list(PULL_REQUEST_AGENTS))
+    push: list[str] = msgspec.field(default_factory=lambda: list(PUSH_AGENTS))
+
+    def __post_init__(self) -> None:
+        for key in ("pull_request", "push"):
+            unknown = [name for name in getattr(self, key) if name not in ALL_AGENTS]
+            if unknown:
+                raise ValueError(f"unknown agent {unknown[0]!r}; the agents are {', '.join(ALL_AGENTS)} "
+                                 f"(at `$.agents.{key}`)")
+
+    def for_event(self, pull_request: bool) -> list[str]:
+        """The selected agents in the order checks are listed, each once."""
+        chosen = set(self.pull_request if pull_request else self.push)
+        return [name for name in ALL_AGENTS if name in chosen]
+
+
+class ReportingConfig(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    max_annotations: int = 200  # per check run; the rest are counted in its summary and listed on the job page
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.max_annotations <= 5000:
+            raise ValueError("must be between 0 and 5000 (at `$.reporting.max_annotations`)")
+
+
 class RepoConfig(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    agents: AgentsConfig = msgspec.field(default_factory=AgentsConfig)
     tests: TestsConfig = msgspec.field(default_factory=TestsConfig)
     coverage: CoverageConfig = msgspec.field(default_factory=CoverageConfig)
     quality: QualityConfig = msgspec.field(default_factory=QualityConfig)
+    quality_gate: GateConfig = msgspec.field(default_factory=GateConfig)
     pull_requests: PullRequestsConfig = msgspec.field(default_factory=PullRequestsConfig)
+    reporting: ReportingConfig = msgspec.field(default_factory=ReportingConfig)
+
+    def section(self, agent: str) -> Any:
+        """The agent's own section ("quality-gate" -> `quality_gate`), or None when it has none."""
+        return getattr(self, agent.replace("-", "_"), None)
 
 
 class ConfigError(ValueError):
@@ -54,7 +90,8 @@ class ConfigError(ValueError):
 
 def _normalise(raw: Any) -> Any:
     """Accept a single string where a list of strings is expected (`setup: make deps`)."""
-    lists = {"tests": ("setup", "junit", "coverage"), "coverage": ("reports",), "quality": ("exclude",)}
+    lists = {"tests": ("setup", "junit", "coverage"), "coverage": ("reports",), "quality": ("exclude",),
+             "agents": ("pull_request", "push")}
     for section, keys in lists.items():
         if isinstance(raw, dict) and isinstance(raw.get(section), dict):
             for key in keys:
@@ -93,7 +130,7 @@ def parse_config(text: str, path: str = ".aqe.yml") -> RepoConfig:
     if raw is None:
         return RepoConfig()
     if not isinstance(raw, dict):
-        raise ConfigError(path, "the top level must be a mapping of sections: tests, coverage, quality, pull_requests", 1)
+        raise ConfigError(path, "the top level must be a mapping of sections: " + ", ".join(RepoConfig.__struct_fields__), 1)
     try:
         return msgspec.convert(_normalise(raw), RepoConfig)
     except msgspec.ValidationError as exc:

@@ -51,6 +51,10 @@ class Settings:
     missing: tuple[str, ...] = ()  # what is not configured, e.g. ("GITHUB_APP_ID",)
     log_level: str = "INFO"
     worker_poll_delay: float = 0.05
+    osv_url: str = "https://api.osv.dev"  # the security agent's advisory source (OSV API)
+    llm_url: str | None = None  # test generation's optional OpenAI-compatible backend
+    llm_model: str | None = None
+    llm_api_key: str | None = field(repr=False, default=None)
 
     @property
     def webhook_secrets(self) -> tuple[str, ...]:
@@ -160,6 +164,10 @@ def load_settings(environ: Mapping[str, str] | None = None, dotenv_path: Path | 
     if redis_url and urlsplit(redis_url).scheme not in ("redis", "rediss", "unix"):
         problems.append(f"REDIS_URL: scheme must be redis://, rediss:// or unix:// (got {urlsplit(redis_url).scheme!r})")
     port = _port(env, problems)
+    osv_url = _check_url("AQE_OSV_URL", env.get("AQE_OSV_URL", "https://api.osv.dev"), problems)
+    llm_url = _check_url("AQE_LLM_URL", env["AQE_LLM_URL"], problems) if env.get("AQE_LLM_URL") else None
+    if llm_url and not env.get("AQE_LLM_MODEL"):
+        problems.append("AQE_LLM_MODEL: must be set when AQE_LLM_URL is (e.g. gpt-4o-mini)")
     if problems:
         raise SettingsError(problems)
     data_dir = Path(env.get("AQE_DATA_DIR", ".aqe-data")).expanduser().resolve()
@@ -176,4 +184,8 @@ def load_settings(environ: Mapping[str, str] | None = None, dotenv_path: Path | 
         missing=tuple(missing),
         log_level=env.get("AQE_LOG_LEVEL", "INFO").upper(),
         worker_poll_delay=float(env.get("AQE_WORKER_POLL_DELAY", "0.05")),
+        osv_url=osv_url,
+        llm_url=llm_url,
+        llm_model=env.get("AQE_LLM_MODEL") or None,
+        llm_api_key=env.get("AQE_LLM_API_KEY") or None,
     )

@@ -8,12 +8,14 @@ Key layout (all under `aqe:` except arq's own):
   aqe:job:{id}:prs                    -> extra PR numbers coalesced into the job
   aqe:jobs                            -> sorted set of job ids by creation time
   aqe:deliveries                      -> Redis Stream log of every delivery and what became of it
+  aqe:baseline:{forge}:{repo}:{branch} -> a branch's figures from its latest push (JSON)  (TTL 90 days)
   arq:job:{id}, arq:queue             -> arq's own job and queue keys
 """
 
 from __future__ import annotations
 
 import hashlib
+import json
 import pickle
 import random
 import secrets
@@ -30,6 +32,7 @@ from jobs.model import TERMINAL_STATUSES, JobRecord, RunRequest, Step, json_enco
 
 DELIVERY_TTL_S = 4 * 24 * 3600  # GitHub lets a delivery be redelivered for 3 days
 RECORD_TTL_S = 30 * 24 * 3600
+BASELINE_TTL_S = 90 * 24 * 3600
 ACTIVE_TTL_S = 2 * 3600  # longer than any job may run (the worker's job_timeout)
 STREAM_MAXLEN = 2000
 DELIVERY_LOG_MAXLEN = 100_000
@@ -41,6 +44,10 @@ ARQ_EXPIRES_MS = 24 * 3600 * 1000
 
 def job_key(job_id: str) -> str:
     return f"aqe:job:{job_id}"
+
+
+def baseline_key(forge: str, repo: str, branch: str) -> str:
+    return f"aqe:baseline:{forge}:{repo}:{branch}"
 
 
 def events_key(job_id: str) -> str:
@@ -204,6 +211,14 @@ class JobStore:
         """Let the next request with the same meaning start a new job (compare-and-delete)."""
         await self.redis.eval(_RELEASE_LUA, 1, f"aqe:active:{record.request.dedupe_key()}", record.id)
 
+    async def baseline(self, forge: str, repo: str, branch: str) -> dict[str, Any] | None:
+        """The last stored figures of a branch (from its latest push), e.g. its total coverage."""
+        raw = await self.redis.get(baseline_key(forge, repo, branch))
+        return json.loads(raw) if raw else None
+
+    async def save_baseline(self, forge: str, repo: str, branch: str, figures: dict[str, Any]) -> None:
+        await self.redis.set(baseline_key(forge, repo, branch), json.dumps(figures), ex=BASELINE_TTL_S)
+
     async def events(self, job_id: str, after: str = "0-0", count: int = 1000) -> list[tuple[str, dict[str, Any]]]:
         entries = await self.redis.xrange(events_key(job_id), min=f"({after}" if after != "0-0" else "-", count=count)
         return [(eid.decode(), {"type": f[b"type"].decode(), **msgspec.json.decode(f[b"data"])}) for eid, f in entries]
@@ -214,6 +229,10 @@ def start_step(record: JobRecord, name: str, progress: float) -> None:
     record.step, record.progress = name, round(progress, 1)
 
 
-def finish_step(record: JobRecord) -> None:
-    if record.steps and record.steps[-1].finished_at is None:
-        record.steps[-1].finished_at = now()
+def finish_step(record: JobRecord, name: str | None = None) -> None:
+    """End the last step (or the last one called `name`: agents' steps overlap)."""
+    for step in reversed(record.steps):
+        if name is None or step.name == name:
+            if step.finished_at is None:
+                step.finished_at = now()
+            return

@@ -51,6 +51,7 @@ class Workspace:
 
 class Agent(Protocol):
     name: str  # "tests" -> check run "aqe/tests"
+    needs: tuple[str, ...]  # agents whose results or artifacts it reads; they run first when selected
 
     def applies_to(self, workspace: Workspace, config: Any) -> bool: ...
 

@@ -282,6 +282,7 @@ class CoverageAgent:
 
     __test__ = False
     name = "coverage"
+    needs = ("tests",)  # reads the report the tests agent wrote
 
     def applies_to(self, workspace: Workspace, config: Any) -> bool:
         return True  # without a report the check is neutral and says how to get one

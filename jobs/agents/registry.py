@@ -4,12 +4,13 @@ from __future__ import annotations
 
 from jobs.agents.base import Agent
 from jobs.agents.coverage import CoverageAgent
+from jobs.agents.gate import GateAgent
 from jobs.agents.quality import QualityAgent
 from jobs.agents.tests import TestsAgent
 
 AGENTS: dict[str, Agent] = {
     "tests": TestsAgent(),
-    # Registered, not yet requested by webhooks: they run once the pipeline computes changed lines (issue 3).
     "coverage": CoverageAgent(),
     "quality": QualityAgent(),
+    "quality-gate": GateAgent(),
 }

@@ -20,7 +20,9 @@ class Reporter(Protocol):
 
     async def agent_started(self, agent: str) -> None: ...
 
-    async def agent_finished(self, result: AgentResult) -> None: ...
+    async def agent_finished(self, result: AgentResult, max_annotations: int = 200) -> None:
+        """Complete the agent's check with its result; findings beyond `max_annotations` are counted, not sent."""
+        ...
 
     async def abort(self, conclusion: Conclusion, reason: str) -> None:
         """End every agent not yet finished with `conclusion` and the reason: nothing stays in progress."""

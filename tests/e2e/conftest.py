@@ -109,6 +109,17 @@ class Stack:
         return subprocess.run([sys.executable, "-m", "app.cli", *args], env=self.env, capture_output=True, text=True,
                               timeout=60, cwd=ROOT)
 
+    def checks_when_done(self, sha: str, timeout: float = 120.0) -> dict[str, dict[str, Any]]:
+        """The check runs of `sha` by name, once the job has created them all and every one is completed."""
+
+        def done(fake: FakeGitHub) -> bool:
+            runs = [r for r in fake.check_runs.values() if r["head_sha"] == sha]
+            return any(r["name"] == "aqe/quality-gate" or r["name"] == "aqe/config" for r in runs) and all(
+                r["status"] == "completed" for r in runs)
+
+        self.fake.wait_for(done, timeout=timeout)
+        return {r["name"]: r for r in self.fake.check_runs.values() if r["head_sha"] == sha}
+
     def wait_ready(self, timeout: float = 30.0) -> None:
         wait_ready(self.web_url, self.processes, timeout)
 

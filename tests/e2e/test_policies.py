@@ -13,6 +13,7 @@ import redis as redis_sync
 from arq.connections import RedisSettings, create_pool
 from arq.jobs import Job
 
+from jobs.model import PULL_REQUEST_AGENTS
 from jobs.store import arq_deserialize
 from tests.e2e.conftest import INSTALLATION_ID, REPO, ROOT, Stack, fixture_payload
 
@@ -121,9 +122,13 @@ def test_draft_is_skipped_and_invalid_config_names_the_line(stack: Stack) -> Non
     bad = _pr_commit(stack, "bad-config", {".aqe.yml": "tests:\n  timeout: ten minutes\n"}, 14)
     assert stack.deliver("pull_request", stack.pull_request_payload("opened", 14, bad, stack.repo.main_sha,
                                                                    "bad-config")).status_code == 202
-    [run] = _completed(stack, bad)
-    assert run["conclusion"] == "failure" and run["output"]["title"] == "Invalid .aqe.yml"
+    stack.fake.wait_for(lambda f: any(r["head_sha"] == bad and r["status"] == "completed" for r in f.check_runs.values()))
+    [run] = [r for r in stack.fake.check_runs.values() if r["head_sha"] == bad]  # aqe/config only: nothing else ran
+    assert run["name"] == "aqe/config" and run["conclusion"] == "failure"
+    assert run["output"]["title"] == "Invalid .aqe.yml"
     assert ".aqe.yml, line 2: tests.timeout" in run["output"]["summary"]
+    [note] = run["annotations"]
+    assert (note["path"], note["start_line"], note["annotation_level"]) == (".aqe.yml", 2, "failure")
 
 
 def test_checkout_failure_ends_the_check_with_the_reason(stack: Stack) -> None:
@@ -198,14 +203,16 @@ def test_worker_restart_resumes_the_same_check_run(stack: Stack) -> None:
     worker.terminate()
     worker.wait(30)
     runs = [r for r in stack.fake.check_runs.values() if r["head_sha"] == sha]
-    assert {r["name"] for r in runs} == {"aqe/tests", "aqe/coverage", "aqe/quality"}
-    assert all(r["status"] == "queued" and r["output"]["title"] == "Waiting for a worker" for r in runs)
+    assert {r["name"] for r in runs} == {f"aqe/{name}" for name in PULL_REQUEST_AGENTS}
+    unfinished = [r for r in runs if r["status"] != "completed"]  # agents that do not wait for the tests may be done
+    assert {"aqe/tests", "aqe/coverage", "aqe/quality-gate"} <= {r["name"] for r in unfinished}
+    assert all(r["status"] == "queued" and r["output"]["title"] == "Waiting for a worker" for r in unfinished)
     stack.processes[1] = subprocess.Popen([sys.executable, "-m", "app.cli", "worker"], env=stack.env, cwd=ROOT,
                                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     [run] = _completed(stack, sha, timeout=90)
     assert run["conclusion"] == "success"
     stack.fake.wait_for(lambda f: all(r["status"] == "completed" for r in f.check_runs.values() if r["head_sha"] == sha))
-    assert len([r for r in stack.fake.check_runs.values() if r["head_sha"] == sha]) == 3  # the same three runs
+    assert len([r for r in stack.fake.check_runs.values() if r["head_sha"] == sha]) == len(runs)  # the same runs
 
 
 def test_uncovered_new_code_fails_coverage_with_annotations(stack: Stack) -> None:
@@ -215,9 +222,7 @@ def test_uncovered_new_code_fails_coverage_with_annotations(stack: Stack) -> Non
                 "            out.append(value * factor)\n        else:\n            out.append(0)\n    return out\n")
     sha = _pr_commit(stack, "uncovered", {"calc.py": untested}, 19)
     stack.deliver("pull_request", stack.pull_request_payload("opened", 19, sha, stack.repo.main_sha, "uncovered"))
-    stack.fake.wait_for(lambda f: len([r for r in f.check_runs.values() if r["head_sha"] == sha
-                                       and r["status"] == "completed"]) == 3, timeout=90)
-    runs = {r["name"]: r for r in stack.fake.check_runs.values() if r["head_sha"] == sha}
+    runs = stack.checks_when_done(sha)
     coverage = runs["aqe/coverage"]
     assert runs["aqe/tests"]["conclusion"] == "success"
     assert coverage["conclusion"] == "failure", coverage["output"]

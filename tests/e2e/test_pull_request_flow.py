@@ -60,15 +60,17 @@ def test_failing_then_fixed_pull_request(stack: Stack) -> None:
     stack.fake.wait_for(lambda f: fixed[:7] in next(iter(f.comments.values()))["body"])
     assert len(stack.fake.comments) == 1
     assert len(stack.fake.calls_to("POST", r"/issues/7/comments$")) == 1
-    stack.fake.wait_for(lambda f: len([r for r in f.check_runs.values() if r["head_sha"] == fixed
-                                       and r["status"] == "completed"]) == 3)
-    verdicts = {r["name"]: r["conclusion"] for r in stack.fake.check_runs.values() if r["head_sha"] == fixed}
-    titles = {r["name"]: r["output"]["title"] for r in stack.fake.check_runs.values() if r["head_sha"] == fixed}
+    runs = stack.checks_when_done(fixed)
+    verdicts = {name: r["conclusion"] for name, r in runs.items()}
+    titles = {name: r["output"]["title"] for name, r in runs.items()}
     assert titles["aqe/coverage"] == "Patch: no coverable lines changed · total 100.0 %"  # the fix restored main
     assert titles["aqe/quality"] == "No changed source files to analyse"
-    assert verdicts == {"aqe/tests": "success", "aqe/coverage": "success", "aqe/quality": "neutral"}, verdicts
+    assert {k: verdicts[k] for k in ("aqe/tests", "aqe/coverage", "aqe/quality")} == {
+        "aqe/tests": "success", "aqe/coverage": "success", "aqe/quality": "neutral"}, verdicts
+    assert verdicts["aqe/quality-gate"] == "success", titles["aqe/quality-gate"]
+    stack.fake.wait_for(lambda f: "quality-gate" in next(iter(f.comments.values()))["body"])
     comment = next(iter(stack.fake.comments.values()))["body"]
-    assert all(f"`aqe/{name}`" in comment for name in ("tests", "coverage", "quality"))
+    assert all(f"`aqe/{name}`" in comment for name in ("tests", "coverage", "quality", "quality-gate"))
     assert stack.fake.reopened_runs == []
 
     log = (Path(stack.env["AQE_DATA_DIR"]).parent / "stack.log").read_text()

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 
 import pytest
 
 from jobs import pipeline
 from jobs.agents.base import Workspace
-from jobs.model import AgentResult, JobRecord, RunRequest
+from jobs.model import ALL_AGENTS, AgentResult, Finding, JobRecord, RunRequest
 from jobs.repo_config import RepoConfig, parse_config
 
 
@@ -59,3 +60,71 @@ async def test_a_crashing_agent_fails_only_its_own_check(monkeypatch: pytest.Mon
     result = await run._run_agent("coverage", Workspace(root=tmp_path, scratch=tmp_path, head_sha="a" * 40), None,
                                   progress)
     assert result.conclusion == "failure" and "KeyError" in result.summary and result.agent == "coverage"
+
+
+def _finding(path: str, line: int, level: str) -> Finding:
+    return Finding(path=path, start_line=line, end_line=line, level=level, rule="r", message=f"{path}:{line}")  # type: ignore[arg-type]
+
+
+def test_findings_are_ordered_by_level_then_changed_lines_first() -> None:
+    findings = [_finding("a.py", 1, "warning"), _finding("a.py", 5, "notice"), _finding("b.py", 2, "warning"),
+                _finding("a.py", 3, "failure"), _finding("a.py", 9, "warning")]
+    ordered = pipeline.prioritised(findings, {"a.py": {5, 9}, "b.py": {2}})
+    assert [f.message for f in ordered] == ["a.py:3", "b.py:2", "a.py:9", "a.py:1", "a.py:5"]
+    assert pipeline.prioritised(findings, None)[0].message == "a.py:3"  # no diff: every line is new
+
+
+def test_agents_follow_the_event_and_the_config() -> None:
+    assert RepoConfig().agents.for_event(True) == list(ALL_AGENTS)
+    assert "test-generation" not in RepoConfig().agents.for_event(False)
+    config = parse_config("agents:\n  pull_request: [quality-gate, tests]\n")
+    assert config.agents.for_event(True) == ["tests", "quality-gate"]  # in check order, whatever the file's order
+
+
+def test_every_agent_is_registered_and_waits_only_for_registered_agents() -> None:
+    assert sorted(pipeline.AGENTS) == sorted(ALL_AGENTS)
+    for name, agent in pipeline.AGENTS.items():
+        assert agent.name == name
+        assert set(getattr(agent, "needs", ())) <= set(ALL_AGENTS) - {name}
+
+
+def test_agent_options_come_from_settings(make_settings) -> None:  # type: ignore[no-untyped-def]
+    settings = make_settings(AQE_OSV_URL="http://127.0.0.1:9/osv", AQE_LLM_URL="http://127.0.0.1:9/v1",
+                             AQE_LLM_MODEL="m", AQE_LLM_API_KEY="sk-secret-value")
+    options = pipeline.agent_options(settings)
+    assert options.osv_url == "http://127.0.0.1:9/osv" and options.llm is not None and options.llm.model == "m"
+    assert "sk-secret-value" not in repr(options) and "sk-secret-value" not in repr(settings)
+    assert pipeline.agent_options(make_settings()).llm is None
+
+
+async def test_agents_wait_for_what_they_need_and_the_rest_run_side_by_side() -> None:
+    events: list[str] = []
+    gates = {name: asyncio.Event() for name in ("tests", "security")}
+
+    async def run(name: str) -> None:
+        events.append(f"start {name}")
+        if name in gates:
+            await asyncio.sleep(0.05 if name == "tests" else 0.01)
+        events.append(f"end {name}")
+
+    await pipeline.run_in_order(["tests", "coverage", "security", "quality-gate"], run)
+    assert events.index("start security") < events.index("end tests")  # independent: side by side
+    assert events.index("start coverage") > events.index("end tests")  # coverage reads the tests' report
+    assert events[-2:] == ["start quality-gate", "end quality-gate"]  # the gate comes last
+
+
+async def test_a_failing_agent_step_stops_the_others() -> None:
+    cancelled: list[str] = []
+
+    async def run(name: str) -> None:
+        if name == "tests":
+            raise RuntimeError("GitHub said no")
+        try:
+            await asyncio.sleep(10)
+        except asyncio.CancelledError:
+            cancelled.append(name)
+            raise
+
+    with pytest.raises(RuntimeError, match="GitHub said no"):
+        await pipeline.run_in_order(["tests", "security", "quality"], run)
+    assert sorted(cancelled) == ["quality", "security"]

@@ -32,7 +32,7 @@ class GitHubForge:
         return GitHubReporter(self.client(services, token), token, services.redis, repo=record.request.repo,
                               head_sha=record.request.head_sha, job_id=record.id, job_url=job_url,
                               app_slug=settings.github.app_slug if settings.github else "aqe",
-                              refs=record.report_refs)
+                              refs=record.report_refs, server_url=server_url(record.request))
 
     def git_auth(self, token: str) -> str:
         return git_auth_header(token)
@@ -49,3 +49,10 @@ class GitHubForge:
 
 
 FORGE = GitHubForge()
+
+
+def server_url(request: RunRequest) -> str:
+    """GitHub's web address for the repository's server (github.com, or an Enterprise host)."""
+    suffix = f"/{request.repo}.git"
+    url = request.clone_url
+    return url[: -len(suffix)] if url.endswith(suffix) else "https://github.com"

@@ -48,11 +48,17 @@ def annotation_batches(findings: list[Finding], cap: int = ANNOTATION_CAP) -> tu
 
 class GitHubReporter:
     def __init__(self, gh: GitHubClient, token: str, redis: Redis, *, repo: str, head_sha: str, job_id: str,
-                 job_url: str, app_slug: str, refs: dict[str, int] | None = None) -> None:
+                 job_url: str, app_slug: str, refs: dict[str, int] | None = None,
+                 server_url: str = "https://github.com") -> None:
         self.gh, self.token, self.redis = gh, token, redis
         self.repo, self.head_sha, self.job_id, self.job_url, self.app_slug = repo, head_sha, job_id, job_url, app_slug
+        self.server_url = server_url
         self.refs: dict[str, int] = dict(refs or {})
         self.finished: set[str] = set()
+
+    def run_links(self, server_url: str = "https://github.com") -> dict[str, str]:
+        """Each agent's check run page (the comment links its row there)."""
+        return {agent: f"{server_url}/{self.repo}/runs/{run_id}" for agent, run_id in self.refs.items()}
 
     async def _patch_run(self, agent: str, body: dict[str, Any]) -> None:
         await self.gh.patch(f"/repos/{self.repo}/check-runs/{self.refs[agent]}", data=body, oauth_token=self.token)
@@ -84,12 +90,14 @@ class GitHubReporter:
     async def agent_started(self, agent: str) -> None:
         await self._patch_run(agent, {"status": "in_progress", "started_at": iso_now()})
 
-    async def agent_finished(self, result: AgentResult) -> None:
-        batches, left_out = annotation_batches(list(result.findings))
+    async def agent_finished(self, result: AgentResult, max_annotations: int = ANNOTATION_CAP) -> None:
+        batches, left_out = annotation_batches(list(result.findings), max_annotations)
         summary = render.check_summary(result, self.job_url)
         if left_out:
             summary = render.truncate(summary, render.GITHUB_TEXT_LIMIT - 300) + (
-                f"\n\n{left_out} more findings are listed on the [job page]({self.job_url}).")
+                f"\n\n{left_out} more {'finding is' if left_out == 1 else 'findings are'} not annotated here "
+                f"(at most {max_annotations} per check, set by `reporting.max_annotations`); the "
+                f"[job page]({self.job_url}) lists them all.")
         output: dict[str, Any] = {"title": render.check_title(result), "summary": summary}
         for batch in batches[:-1]:
             await self._patch_run(result.agent, {"output": {**output, "annotations": batch}})
@@ -120,7 +128,7 @@ class GitHubReporter:
 
     async def summarise(self, record: JobRecord, extra_prs: set[int]) -> None:
         numbers = sorted(({record.request.pr_number} if record.request.pr_number else set()) | extra_prs)
-        body = render.comment_body(record, self.job_url, self.head_sha)
+        body = render.comment_body(record, self.job_url, self.head_sha, self.run_links(self.server_url))
         for number in numbers:
             if await self._is_current_head(number):
                 await self._upsert_comment(number, body)

@@ -14,7 +14,7 @@ import msgspec
 
 from jobs.forges.base import Decision, Delivery, WebhookError
 from jobs.forges.github import payloads as p
-from jobs.model import DEFAULT_AGENTS, RunRequest
+from jobs.model import RunRequest
 
 MAX_BODY_BYTES = 25 * 1024 * 1024
 ZERO_SHA = "0" * 40
@@ -84,7 +84,7 @@ def _is_own(sender: p.User, app_slug: str) -> bool:
 def _request(repo: p.Repo, installation: p.Installation | None, sender: p.User, delivery: Delivery,
              trigger: str, **fields: object) -> RunRequest:
     return RunRequest(forge="github", repo=repo.full_name, clone_url=repo.clone_url, trigger=trigger,
-                      agents=list(DEFAULT_AGENTS), installation_id=installation.id if installation else None,
+                      agents=[], installation_id=installation.id if installation else None,
                       delivery_id=delivery.delivery_id, sender=sender.login, **fields)  # type: ignore[arg-type]
 
 

@@ -58,3 +58,25 @@ def test_findings_ordered_by_level() -> None:
 
 def test_batches_of_fifty() -> None:
     assert [len(b) for b in render.batches(list(range(120)), 50)] == [50, 50, 20]
+
+
+def test_comment_links_each_check_and_shows_the_gate_table() -> None:
+    gate = AgentResult(agent="quality-gate", conclusion="failure", title="Quality gate failed: 1 of 2 conditions",
+                       summary="| Condition | Actual | Threshold | Result |\n| --- | --- | --- | --- |\n"
+                               "| Coverage on new code | 50.0 % | ≥ 80.0 % | ❌ failed |")
+    tests = AgentResult(agent="tests", conclusion="success", title="12 passed", summary="all good")
+    body = render.comment_body(_record([tests, gate]), "http://aqe/jobs/1", "a" * 40,
+                               {"tests": "https://github.com/acme/widgets/runs/5"})
+    assert "| [`aqe/tests`](https://github.com/acme/widgets/runs/5) | ✅ success | 12 passed |" in body
+    assert "| `aqe/quality-gate` | ❌ failure |" in body
+    assert "#### Quality gate: ❌ failure" in body and "| Coverage on new code | 50.0 % | ≥ 80.0 % | ❌ failed |" in body
+    assert "<summary>aqe/quality-gate</summary>" not in body  # the table is shown, not folded
+
+
+def test_comment_stays_under_the_limit_with_any_number_of_findings() -> None:
+    many = [Finding(path=f"f{i}.py", start_line=i, end_line=i, level="warning", rule="r", message="m" * 500)
+            for i in range(10_000)]
+    results = [AgentResult(agent=name, conclusion="failure", title="t", summary="x" * 60_000, findings=many)
+               for name in ("tests", "coverage", "security", "quality", "quality-gate")]
+    body = render.comment_body(_record(results), "http://aqe/jobs/1", "a" * 40)
+    assert len(body) < render.GITHUB_COMMENT_LIMIT

@@ -101,7 +101,20 @@ async def test_annotation_cap_is_said_in_the_summary(fake, http, tokens, redis) 
                                               findings=_findings(230)))
     run = fake.check_runs[reporter.refs["tests"]]
     assert len(run["annotations"]) == 200
-    assert "30 more findings are listed on the [job page]" in run["output"]["summary"]
+    assert "30 more findings are not annotated here (at most 200 per check" in run["output"]["summary"]
+    assert "lists them all" in run["output"]["summary"]
+
+
+async def test_annotation_cap_comes_from_the_config(fake, http, tokens, redis) -> None:
+    reporter = await _reporter(fake, http, tokens, redis)
+    await reporter.begin(["tests"])
+    findings = _findings(60)
+    await reporter.agent_finished(AgentResult(agent="tests", conclusion="failure", title="t", summary="s",
+                                              findings=findings), max_annotations=55)
+    run = fake.check_runs[reporter.refs["tests"]]
+    kept = [f.message for f in sorted(findings, key=lambda f: f.level != "failure")[:55]]
+    assert [a["message"] for a in run["annotations"]] == kept
+    assert "5 more findings are not annotated here (at most 55 per check" in run["output"]["summary"]
 
 
 async def test_comment_is_found_across_pages_and_edited(fake, http, tokens, redis) -> None:

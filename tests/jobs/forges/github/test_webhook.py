@@ -104,7 +104,7 @@ def mutated(name: str, change) -> bytes:
 
 
 def expected(name: str, **fields: object) -> RunRequest:
-    base: dict[str, object] = {"forge": "github", "repo": REPO, "clone_url": CLONE_URL, "agents": ["tests", "coverage", "quality"],
+    base: dict[str, object] = {"forge": "github", "repo": REPO, "clone_url": CLONE_URL, "agents": [],
                                "installation_id": INSTALLATION_ID, "delivery_id": delivery_id_for(name)}
     base.update(fields)
     return RunRequest(**base)  # type: ignore[arg-type]
@@ -324,7 +324,7 @@ def test_decide_starts_exactly_this_run(name: str) -> None:
     assert decision.repo == REPO
     assert decision.runs == [expected(name, **RUNS[name])]
     run = decision.runs[0]
-    assert run.agents == ["tests", "coverage", "quality"]
+    assert run.agents == []  # "as .aqe.yml says for this event": the worker decides after reading it
     assert run.delivery_id == delivery_id_for(name)
 
 
@@ -428,8 +428,8 @@ def test_dedupe_key_is_the_commit_not_the_trigger() -> None:
     (pr,) = decision_for("pull_request.opened").runs
     same_sha = msgspec.structs.replace(pr, head_sha=push.head_sha)  # e.g. a PR whose head was pushed to main
     assert push.trigger != same_sha.trigger and push.pr_number != same_sha.pr_number
-    assert push.agents == same_sha.agents == ["tests", "coverage", "quality"]
-    assert push.dedupe_key() == same_sha.dedupe_key() == f"github:{REPO}:{MAIN_AFTER}:analyse:coverage,quality,tests"
+    assert push.agents == same_sha.agents == []
+    assert push.dedupe_key() == same_sha.dedupe_key() == f"github:{REPO}:{MAIN_AFTER}:analyse:configured"
     assert pr.dedupe_key() != push.dedupe_key()
     (suite,) = decision_for("check_suite.requested").runs
     (sync,) = decision_for("pull_request.synchronize").runs
@@ -439,7 +439,7 @@ def test_dedupe_key_is_the_commit_not_the_trigger() -> None:
 
 def test_dedupe_key_of_aqe_run_uses_the_pr_number() -> None:
     (run,) = decision_for("issue_comment.created.run").runs
-    assert run.dedupe_key() == f"github:{REPO}:pr42:analyse:coverage,quality,tests"
+    assert run.dedupe_key() == f"github:{REPO}:pr42:analyse:configured"
 
 
 # ------------------------------------------------------------------------------------------------ known bugs
