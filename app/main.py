@@ -42,6 +42,7 @@ def create_app(settings: Settings) -> Starlette:
         Route("/healthz", health.healthz, methods=["GET"]),
         Route("/readyz", health.readyz, methods=["GET"]),
         Route("/jobs/{job_id}", pages.job_page, methods=["GET"]),
+        Route("/jobs/{job_id}/artifacts/{name}", pages.job_artifact, methods=["GET"]),
         api_v1,
     ]
     app = Starlette(routes=routes, lifespan=lifespan,

@@ -5,7 +5,7 @@ from __future__ import annotations
 from html import escape
 
 from starlette.requests import Request
-from starlette.responses import HTMLResponse
+from starlette.responses import HTMLResponse, Response
 
 from app.api.auth import require_api_key
 from app.api.errors import ApiError
@@ -28,7 +28,16 @@ def _agent_html(result: AgentResult) -> str:
             f"</span> — {escape(result.title)}</h2><pre>{escape(result.summary)}</pre>{table}")
 
 
-def render_job_page(record: JobRecord) -> str:
+def _artifacts_html(record: JobRecord, query: str) -> str:
+    if not record.artifacts:
+        return ""
+    suffix = f"?{escape(query)}" if query else ""
+    links = "".join(f"<li><a href='/jobs/{escape(record.id)}/artifacts/{escape(name)}{suffix}'>{escape(name)}</a></li>"
+                    for name in record.artifacts)
+    return f"<h2>Artifacts</h2><ul>{links}</ul>"
+
+
+def render_job_page(record: JobRecord, query: str = "") -> str:
     req = record.request
     pr = f" · pull request #{req.pr_number}" if req.pr_number else ""
     steps = "".join(f"<tr><td>{escape(s.name)}</td><td>{s.duration_s if s.duration_s is not None else '…'} s</td></tr>"
@@ -40,16 +49,41 @@ def render_job_page(record: JobRecord) -> str:
             f"<style>{_STYLE}</style><h1>{escape(req.repo)} @ {escape(req.head_sha[:12])}{pr}</h1>"
             f"<p>Status: <b>{escape(record.status)}</b> · <progress max=100 value={record.progress}></progress> "
             f"{record.progress:.0f}% · trigger {escape(req.trigger)}</p>{error}{reason}"
-            f"<table><tr><th>Step</th><th>Time</th></tr>{steps}</table>{agents}</html>")
+            f"<table><tr><th>Step</th><th>Time</th></tr>{steps}</table>{_artifacts_html(record, query)}{agents}</html>")
+
+
+_FORBIDDEN = ("<!doctype html><p>This link is invalid or has expired. Open the job from its check run on GitHub "
+              "again.</p>")
+
+
+async def _allowed(request: Request) -> bool:
+    """A signed job link (`?t=`, from the check run) or an API key."""
+    token = request.query_params.get("t", "")
+    if job_link_valid(request.app.state.settings.jwt_secret, request.path_params["job_id"], token):
+        return True
+    try:
+        await require_api_key(request)
+    except ApiError:
+        return False
+    return True
 
 
 async def job_page(request: Request) -> HTMLResponse:
-    token = request.query_params.get("t", "")
-    if not job_link_valid(request.app.state.settings.jwt_secret, request.path_params["job_id"], token):
-        try:
-            await require_api_key(request)
-        except ApiError:
-            return HTMLResponse("<!doctype html><p>This link is invalid or has expired. Open the job from its check "
-                                "run on GitHub again.</p>", status_code=403)
+    if not await _allowed(request):
+        return HTMLResponse(_FORBIDDEN, status_code=403)
     record = await load_job(request)
-    return HTMLResponse(render_job_page(record))
+    return HTMLResponse(render_job_page(record, request.url.query))
+
+
+async def job_artifact(request: Request) -> Response:
+    """A file the job kept, e.g. `generated-tests.patch` (apply it with `git apply`)."""
+    if not await _allowed(request):
+        return HTMLResponse(_FORBIDDEN, status_code=403)
+    record = await load_job(request)
+    name = request.path_params["name"]
+    data = await request.app.state.store.artifact(record.id, name) if name in record.artifacts else None
+    if data is None:
+        raise ApiError(404, "artifact_not_found", f"job {record.id} has no artifact {name!r} "
+                                                  f"(it has: {', '.join(record.artifacts) or 'none'})")
+    return Response(data, media_type="text/x-diff; charset=utf-8",
+                    headers={"Content-Disposition": f'attachment; filename="{name}"'})

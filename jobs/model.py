@@ -39,6 +39,7 @@ class RunRequest(msgspec.Struct, kw_only=True):
     fork: bool = False
     draft: bool = False
     trusted: bool = False  # a maintainer asked for this run explicitly (e.g. "/aqe run")
+    propose_tests: bool = False  # open a pull request with the generated tests ("/aqe generate-tests")
     installation_id: int | None = None
     delivery_id: str | None = None
     sender: str | None = None
@@ -110,6 +111,7 @@ class JobRecord(msgspec.Struct, kw_only=True):
     conclusion: Conclusion | None = None
     error: str | None = None
     reason: str | None = None  # why a job was skipped
+    artifacts: list[str] = []  # files kept with the job (`/jobs/{id}/artifacts/{name}`), e.g. generated-tests.patch
     report_refs: dict[str, int] = {}  # forge objects per agent (check run ids), reused if the job is retried
     attempts: int = 0
 

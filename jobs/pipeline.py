@@ -30,6 +30,8 @@ from jobs.store import JobStore, finish_step, start_step
 log = logging.getLogger("aqe.pipeline")
 
 JOB_TIMEOUT_S = 3600
+KEPT_ARTIFACTS = ("generated-tests.patch",)  # workspace artifacts kept with the job after its work tree is gone
+MAX_ARTIFACT_BYTES = 2 * 1024 * 1024
 PROGRESS_MIN_INTERVAL_S = 0.25
 _SEVERITY = ["success", "skipped", "neutral", "action_required", "cancelled", "timed_out", "failure"]
 
@@ -118,6 +120,14 @@ def prioritised(findings: list[Finding], changed: dict[str, set[int]] | None) ->
         return changed is None or (lines is not None and any(f.start_line <= n <= f.end_line for n in lines))
 
     return sorted(findings, key=lambda f: (LEVEL_ORDER.get(f.level, 3), not on_changed(f)))
+
+
+def generated_files(directory: Path | None) -> dict[str, bytes]:
+    """Repository path -> content of every file under the test-generation agent's output directory."""
+    if directory is None or not directory.is_dir():
+        return {}
+    return {path.relative_to(directory).as_posix(): path.read_bytes()
+            for path in sorted(directory.rglob("*")) if path.is_file()}
 
 
 def agent_options(settings: Settings) -> AgentOptions:
@@ -275,11 +285,44 @@ class JobRun:
         if result is None:
             result = await self._run_agent(name, workspace, config.section(name), progress)
         result.findings = prioritised(result.findings, workspace.changed_lines)
+        if name == "test-generation" and self.record.request.propose_tests:
+            result = await self._propose_tests(result, workspace)
         workspace.results[name] = result
         self.record.results.append(result)
+        await self._keep_artifacts(workspace)
         await self.reporter.agent_finished(result, max_annotations=config.reporting.max_annotations)
         await progress(1.0, "finished")
         await self.tracker.agent_step(name, done=True)
+
+    async def _keep_artifacts(self, workspace: Workspace) -> None:
+        for name in KEPT_ARTIFACTS:
+            path = workspace.artifacts.get(name)
+            if name in self.record.artifacts or path is None or not path.is_file():
+                continue
+            if path.stat().st_size > MAX_ARTIFACT_BYTES:
+                log.warning("job %s: artifact %s is larger than %d bytes; not kept", self.record.id, name,
+                            MAX_ARTIFACT_BYTES)
+                continue
+            await self.services.store.save_artifact(self.record.id, name, path.read_bytes())
+            self.record.artifacts.append(name)
+
+    async def _propose_tests(self, result: AgentResult, workspace: Workspace) -> AgentResult:
+        """"/aqe generate-tests": the kept tests as a pull request into the PR's branch."""
+        assert self.reporter is not None
+        files = generated_files(workspace.artifacts.get("generated-tests"))
+        if not files:
+            note = "No test passed validation, so no pull request was opened."
+        else:
+            try:
+                url = await self.reporter.propose_tests(self.record.request, files, result.summary)
+                note = (f"The generated tests are proposed in {url}." if url else
+                        "AQE cannot push to the branch of a pull request from a fork: take the tests from the job "
+                        "page instead.")
+            except Exception as exc:
+                log.exception("job %s: could not open the pull request with the generated tests", self.record.id)
+                note = f"Opening the pull request with the generated tests failed: `{type(exc).__name__}: {exc}`."
+        result.summary = f"{result.summary}\n\n**Pull request:** {note}"
+        return result
 
     async def _run_agent(self, name: str, workspace: Workspace, section: Any, progress: Progress) -> AgentResult:
         """One agent's crash fails its own check, with the reason; the other agents still run."""

@@ -6,6 +6,7 @@ Key layout (all under `aqe:` except arq's own):
   aqe:job:{id}                        -> JobRecord as JSON                       (TTL 30 days)
   aqe:job:{id}:events                 -> Redis Stream of progress events          (TTL 30 days)
   aqe:job:{id}:prs                    -> extra PR numbers coalesced into the job
+  aqe:job:{id}:artifact:{name}        -> a file the job offers, e.g. generated-tests.patch (TTL 30 days)
   aqe:jobs                            -> sorted set of job ids by creation time
   aqe:deliveries                      -> Redis Stream log of every delivery and what became of it
   aqe:baseline:{forge}:{repo}:{branch} -> a branch's figures from its latest push (JSON)  (TTL 90 days)
@@ -44,6 +45,10 @@ ARQ_EXPIRES_MS = 24 * 3600 * 1000
 
 def job_key(job_id: str) -> str:
     return f"aqe:job:{job_id}"
+
+
+def artifact_key(job_id: str, name: str) -> str:
+    return f"aqe:job:{job_id}:artifact:{name}"
 
 
 def baseline_key(forge: str, repo: str, branch: str) -> str:
@@ -210,6 +215,12 @@ class JobStore:
     async def release(self, record: JobRecord) -> None:
         """Let the next request with the same meaning start a new job (compare-and-delete)."""
         await self.redis.eval(_RELEASE_LUA, 1, f"aqe:active:{record.request.dedupe_key()}", record.id)
+
+    async def save_artifact(self, job_id: str, name: str, data: bytes) -> None:
+        await self.redis.set(artifact_key(job_id, name), data, ex=RECORD_TTL_S)
+
+    async def artifact(self, job_id: str, name: str) -> bytes | None:
+        return await self.redis.get(artifact_key(job_id, name))
 
     async def baseline(self, forge: str, repo: str, branch: str) -> dict[str, Any] | None:
         """The last stored figures of a branch (from its latest push), e.g. its total coverage."""

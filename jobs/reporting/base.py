@@ -32,6 +32,12 @@ class Reporter(Protocol):
         """Show every unfinished agent as queued again (the job will be retried by another worker)."""
         ...
 
+    async def propose_tests(self, request: RunRequest, files: dict[str, bytes], summary: str) -> str | None:
+        """Put `files` (repository path -> content) on a new branch on top of the request's head and open a
+        pull request into the head branch; the pull request's URL, or None when it cannot be done (say why
+        in the log, e.g. a fork's branch)."""
+        ...
+
     async def summarise(self, record: JobRecord, extra_prs: set[int]) -> None:
         """Create or edit the one summary comment on the pull request(s)."""
         ...

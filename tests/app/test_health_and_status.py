@@ -12,6 +12,7 @@ from starlette.testclient import TestClient
 
 from app.main import create_app
 from jobs import apikeys
+from jobs.links import job_link_token
 from jobs.model import RunRequest
 from jobs.store import JobStore
 from jobs.worker_health import HEALTH_KEY
@@ -59,3 +60,33 @@ def test_job_status_requires_a_valid_key(client: TestClient, redis_url: str) -> 
     assert client.get("/api/v1/job/ffffffffffffffffffffffff/status", headers={"Authorization": f"Bearer {key}"}).status_code == 404
     bad = client.get("/api/v1/job/..%2Fetc/status", headers={"Authorization": f"Bearer {key}"})
     assert bad.status_code == 404 and bad.json()["code"] in ("job_not_found", "http_error")
+
+
+def test_job_artifact_needs_the_signed_link_and_names_what_exists(client: TestClient, redis_url: str) -> None:
+    key, job_id = asyncio.run(_make_key_and_job(redis_url))
+    patch = b"diff --git a/tests/test_x.py b/tests/test_x.py\nnew file mode 100644\n"
+
+    async def keep() -> None:
+        redis = Redis.from_url(redis_url)
+        store = JobStore(redis)
+        record = await store.get(job_id)
+        assert record is not None
+        record.artifacts = ["generated-tests.patch"]
+        await store.save(record, "progress", {})
+        await store.save_artifact(job_id, "generated-tests.patch", patch)
+        await redis.aclose()
+
+    asyncio.run(keep())
+    settings = client.app.state.settings  # type: ignore[attr-defined]
+    token = job_link_token(settings.jwt_secret, job_id)
+    url = f"/jobs/{job_id}/artifacts/generated-tests.patch"
+    assert client.get(url).status_code == 403
+    assert client.get(f"{url}?t={job_link_token(settings.jwt_secret, 'f' * 24)}").status_code == 403  # another job's link
+    answer = client.get(f"{url}?t={token}")
+    assert answer.status_code == 200 and answer.content == patch
+    assert answer.headers["content-disposition"] == 'attachment; filename="generated-tests.patch"'
+    assert client.get(url, headers={"Authorization": f"Bearer {key}"}).content == patch
+    missing = client.get(f"/jobs/{job_id}/artifacts/other.patch?t={token}")
+    assert missing.status_code == 404 and "generated-tests.patch" in missing.json()["detail"]
+    page = client.get(f"/jobs/{job_id}?t={token}")
+    assert f"/jobs/{job_id}/artifacts/generated-tests.patch?t={token}" in page.text
