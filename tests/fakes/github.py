@@ -14,6 +14,13 @@ while holding it.
 Path regexes given to `calls_to()` and `fail_next()` are matched with
 `re.search` against the request path (no query string), so anchor them
 (`r"/check-runs$"`) when a prefix would also match.
+
+The Git Data API (blobs, trees, commits, refs) writes real objects into the
+bare repositories with git plumbing, and pull requests opened through the API
+(`created_pulls`) follow their branches when refs move.  Installation tokens
+carry the App's `permissions` (read by tests, e.g. to take `contents: write`
+away); the Git Data and pull-request endpoints check them and answer 403
+"Resource not accessible by integration" like GitHub.
 """
 
 from __future__ import annotations
@@ -30,6 +37,7 @@ import secrets
 import signal
 import string
 import subprocess
+import tempfile
 import threading
 import time
 import traceback
@@ -75,12 +83,16 @@ CHECK_CONCLUSIONS = (
 ANNOTATION_LEVELS = ("notice", "warning", "failure")
 TOKEN_PERMISSIONS = {
     "checks": "write",
-    "contents": "read",
+    "contents": "write",
     "issues": "write",
     "metadata": "read",
     "pull_requests": "write",
 }
 GIT_USERNAME = "x-access-token"
+BOT_USER_ID_BASE = 41_000_000
+# Tree entry mode -> the object type it must point at.
+TREE_ENTRY_TYPES = {"100644": "blob", "100755": "blob", "120000": "blob", "040000": "tree", "160000": "commit"}
+PULL_STATES = ("open", "closed", "all")
 ALL_METHODS = ["GET", "POST", "PATCH", "PUT", "DELETE", "OPTIONS"]
 
 _SHA_RE = re.compile(r"[0-9a-f]{40}")
@@ -88,6 +100,8 @@ _REPO_NAME_RE = re.compile(r"[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+")
 _TOKEN_ALPHABET = string.ascii_letters + string.digits
 
 JsonDict = dict[str, Any]
+# A tree flattened the way `git ls-tree -r` lists it: path -> (mode, sha).
+FlatTree = dict[str, tuple[str, str]]
 
 
 # --------------------------------------------------------------------------- data
@@ -118,6 +132,7 @@ class _Token:
     installation_id: int
     expires_at: float
     repositories: frozenset[str] | None  # None: whatever the installation can access
+    permissions: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass
@@ -428,6 +443,95 @@ def _comment_body(payload: Any) -> str:
     return body
 
 
+# --------------------------------------------------------------------------- git data helpers
+
+
+def _pull_invalid(field_name: str, code: str = "invalid") -> _HTTPError:
+    error = {"resource": "PullRequest", "field": field_name, "code": code}
+    return _HTTPError(422, _message("Validation Failed", errors=[error]))
+
+
+def _pull_custom(message: str) -> _HTTPError:
+    error = {"resource": "PullRequest", "code": "custom", "message": message}
+    return _HTTPError(422, _message("Validation Failed", errors=[error]))
+
+
+def _malformed_path(path: str) -> bool:
+    return any(part in ("", ".", "..") or part.lower() == ".git" for part in path.split("/"))
+
+
+def _tree_entry_errors(where: str, entry: Any) -> list[str]:
+    if not isinstance(entry, dict):
+        return [f'"{where}" must be an object.']
+    errors = [_missing(f"{where}.{key}") for key in ("path", "mode", "type") if key not in entry]
+    if "path" in entry and not isinstance(entry["path"], str):
+        errors.append(f'"{where}.path" must be a string.')
+    mode, kind = entry.get("mode"), entry.get("type")
+    if "mode" in entry and mode not in TREE_ENTRY_TYPES:
+        errors.append(f'"{where}.mode" must be one of {", ".join(TREE_ENTRY_TYPES)}; got {mode!r}.')
+    elif "type" in entry and kind != TREE_ENTRY_TYPES.get(mode, kind):
+        errors.append(
+            f'"{where}.type" must be {TREE_ENTRY_TYPES[mode]!r} for mode {mode}; got {kind!r}.'
+        )
+    if "sha" in entry and "content" in entry:
+        errors.append(f'"{where}": give either "sha" or "content", not both.')
+    elif "sha" not in entry and "content" not in entry:
+        errors.append(f'"{where}": "sha" or "content" must be supplied.')
+    sha = entry.get("sha")
+    if sha is not None and not (isinstance(sha, str) and _SHA_RE.fullmatch(sha)):
+        errors.append(f'"{where}.sha" must be a 40-character hexadecimal SHA or null.')
+    if "content" in entry and not isinstance(entry["content"], str):
+        errors.append(f'"{where}.content" must be a string.')
+    elif "content" in entry and kind != "blob":
+        errors.append(f'"{where}.content" can only be given for blobs.')
+    return errors
+
+
+def _without(tree: FlatTree, path: str) -> FlatTree:
+    """The tree without `path` and anything below it."""
+    return {p: v for p, v in tree.items() if p != path and not p.startswith(path + "/")}
+
+
+def _with(tree: FlatTree, path: str, entries: FlatTree) -> FlatTree:
+    """`entries` placed at `path`, replacing whatever was there (and a file where a directory must go)."""
+    parents = {"/".join(path.split("/")[:depth]) for depth in range(1, path.count("/") + 1)}
+    kept = {p: v for p, v in _without(tree, path).items() if p not in parents}
+    return {**kept, **entries}
+
+
+def _signature_errors(key: str, value: Any) -> list[str]:
+    if value is None:
+        return []
+    if not isinstance(value, dict):
+        return [f'"{key}" must be an object.']
+    errors = [
+        _missing(f"{key}.{part}") if part not in value else f'"{key}.{part}" must be a string.'
+        for part in ("name", "email")
+        if not isinstance(value.get(part), str)
+    ]
+    if value.get("date") is not None and not _is_iso8601(value["date"]):
+        errors.append(f'"{key}.date" must be an ISO 8601 timestamp.')
+    return errors
+
+
+def _parse_commit(raw: bytes) -> tuple[dict[str, list[str]], str]:
+    """A raw commit object's headers (key -> values, continuation lines dropped) and message."""
+    header, _, message = raw.decode("utf-8", "replace").partition("\n\n")
+    fields: dict[str, list[str]] = {}
+    for line in header.split("\n"):
+        if line and not line.startswith(" "):
+            key, _, value = line.partition(" ")
+            fields.setdefault(key, []).append(value)
+    return fields, message
+
+
+def _git_signature(value: str) -> JsonDict:
+    match = re.fullmatch(r"(.*) <(.*)> (\d+) [+-]\d{4}", value)
+    if match is None:
+        return {"name": value, "email": "", "date": None}
+    return {"name": match[1], "email": match[2], "date": _now_iso(int(match[3]))}
+
+
 # --------------------------------------------------------------------------- the fake
 
 
@@ -455,6 +559,8 @@ class FakeGitHub:
         self.comments: dict[int, JsonDict] = {}
         self.foreign_comment_edits: list[int] = []
         self.pulls: dict[tuple[str, int], JsonDict] = {}
+        self.created_pulls: list[JsonDict] = []  # opened through the API (the same dicts as in `pulls`)
+        self.permissions: dict[str, str] = dict(TOKEN_PERMISSIONS)  # what the installation granted the App
         self.issued_tokens: list[str] = []
         self.installations: dict[int, set[str]] = {}
         self.server_errors: list[str] = []
@@ -742,6 +848,11 @@ class FakeGitHub:
                 for run_id, run in sorted(self.check_runs.items())
             ]
             lines.append(f"comments: {len(self.comments)}; reopened runs: {self.reopened_runs}")
+            lines += [
+                f"created pull #{pull['number']}: {pull['head']['label']} -> {pull['base']['ref']} "
+                f"{pull['head']['sha'][:12]} {pull['state']}"
+                for pull in self.created_pulls
+            ]
             lines += [f"server error:\n{error}" for error in self.server_errors[-3:]]
             lines += [f"git stderr: {text}" for text in self.git_stderr[-3:]]
             return "\n".join(lines)
@@ -757,7 +868,17 @@ class FakeGitHub:
             ("POST", "/app/installations/{installation_id:int}/access_tokens", self._create_token),
             ("GET", repo, self._get_repo),
             ("GET", f"{repo}/installation", self._get_repo_installation),
+            ("GET", f"{repo}/pulls", self._list_pulls),
+            ("POST", f"{repo}/pulls", self._create_pull),
             ("GET", f"{repo}/pulls/{{number:int}}", self._get_pull),
+            ("PATCH", f"{repo}/pulls/{{number:int}}", self._update_pull),
+            ("POST", f"{repo}/git/blobs", self._create_blob),
+            ("POST", f"{repo}/git/trees", self._create_tree),
+            ("POST", f"{repo}/git/commits", self._create_commit),
+            ("GET", f"{repo}/git/commits/{{sha}}", self._get_commit),
+            ("POST", f"{repo}/git/refs", self._create_ref),
+            ("GET", f"{repo}/git/ref/{{ref:path}}", self._get_ref),
+            ("PATCH", f"{repo}/git/refs/{{ref:path}}", self._update_ref),
             ("POST", f"{repo}/check-runs", self._create_check_run),
             ("GET", f"{repo}/check-runs/{{run_id:int}}", self._get_check_run),
             ("PATCH", f"{repo}/check-runs/{{run_id:int}}", self._update_check_run),
@@ -934,9 +1055,24 @@ class FakeGitHub:
             raise _not_found()
         return full_name
 
-    def _mint_token(self, installation_id: int, repositories: frozenset[str] | None, ttl: float) -> _Token:
+    def _require_permission(self, ctx: _Ctx, name: str, level: str) -> None:
+        """After `_require_repo`: the token must carry `name` at `level` ("read" or "write")."""
+        token = self._valid_token(ctx.credential)
+        granted = token.permissions.get(name) if token is not None else None
+        if granted != "write" and (level == "write" or granted != "read"):
+            raise _HTTPError(403, _message("Resource not accessible by integration"))
+
+    def _mint_token(
+        self,
+        installation_id: int,
+        repositories: frozenset[str] | None,
+        ttl: float,
+        permissions: dict[str, str] | None = None,
+    ) -> _Token:
         value = "ghs_" + "".join(secrets.choice(_TOKEN_ALPHABET) for _ in range(36))
-        token = _Token(value, installation_id, time.time() + ttl, repositories)
+        with self.lock:
+            granted = dict(self.permissions if permissions is None else permissions)
+        token = _Token(value, installation_id, time.time() + ttl, repositories, granted)
         with self.lock:
             self._tokens[value] = token
             self.issued_tokens.append(value)
@@ -968,14 +1104,26 @@ class FakeGitHub:
             if installation_id not in self.installations:
                 raise _not_found()
             scope = self._token_scope(installation_id, body.get("repositories"))
-        token = self._mint_token(installation_id, scope, TOKEN_TTL)
-        permissions = body.get("permissions") or TOKEN_PERMISSIONS
+            permissions = self._token_permissions(body.get("permissions"))
+        token = self._mint_token(installation_id, scope, TOKEN_TTL, permissions)
         return 201, {
             "token": token.token,
             "expires_at": _now_iso(token.expires_at),
-            "permissions": permissions,
+            "permissions": token.permissions,
             "repository_selection": "selected",
         }
+
+    def _token_permissions(self, requested: Any) -> dict[str, str] | None:
+        """A narrower set than the installation's, as asked for; None: all the installation has."""
+        if not requested:
+            return None
+        if not isinstance(requested, dict):
+            raise _invalid(['"permissions" must be an object.'])
+        order = {"read": 1, "write": 2}
+        for name, level in requested.items():
+            if order.get(level, 3) > order.get(self.permissions.get(name, ""), 0):
+                raise _HTTPError(422, _message("The permissions requested are not granted to this installation."))
+        return dict(requested)
 
     def _token_scope(self, installation_id: int, names: Any) -> frozenset[str] | None:
         if names is None:
@@ -1002,7 +1150,7 @@ class FakeGitHub:
             "app_slug": self.app_slug,
             "account": {"login": owner, "type": "Organization"},
             "repository_selection": "selected",
-            "permissions": TOKEN_PERMISSIONS,
+            "permissions": dict(self.permissions),
             "access_tokens_url": f"{self.url}/app/installations/{installation_id}/access_tokens",
         }
 
@@ -1071,6 +1219,7 @@ class FakeGitHub:
             "draft": draft,
             "locked": False,
             "title": title or f"Pull request #{number}",
+            "body": None,
             "user": {"login": "contributor", "type": "User"},
             "url": f"{self.url}/repos/{full_name}/pulls/{number}",
             "html_url": f"{self.url}/{full_name}/pull/{number}",
@@ -1089,6 +1238,113 @@ class FakeGitHub:
                 "repo": base_repo,
             },
         }
+
+    # ------------------------------------------------------------------ pulls opened through the API
+
+    async def _list_pulls(self, ctx: _Ctx, owner: str, repo: str) -> _Result:
+        """`state` (open by default), `head` ("owner:branch"; GitHub ignores a bare branch name) and `base`."""
+        full_name = self._require_repo(ctx, owner, repo)
+        self._require_permission(ctx, "pull_requests", "read")
+        query = ctx.request.query_params
+        state, head, base = query.get("state", "open"), query.get("head"), query.get("base")
+        if state not in PULL_STATES:
+            raise _invalid([f'"state" must be one of {", ".join(PULL_STATES)}; got {state!r}.'])
+        with self.lock:
+            pulls = [
+                copy.deepcopy(pull)
+                for (repo_name, _), pull in sorted(self.pulls.items(), reverse=True)
+                if repo_name == full_name
+                and state in ("all", pull["state"])
+                and (head is None or ":" not in head or pull["head"]["label"] == head)
+                and (base is None or pull["base"]["ref"] == base)
+            ]
+        page, headers = self._paginate(ctx.request, pulls)
+        return 200, page, headers
+
+    async def _create_pull(self, ctx: _Ctx, owner: str, repo: str) -> _Result:
+        full_name = self._require_repo(ctx, owner, repo)
+        self._require_permission(ctx, "pull_requests", "write")
+        body = _require_object(ctx.json)
+        for key in ("title", "head", "base"):
+            if not isinstance(body.get(key), str) or not body[key].strip():
+                raise _pull_invalid(key, "missing_field")
+        if body.get("body") is not None and not isinstance(body["body"], str):
+            raise _invalid(['"body" must be a string.'])
+        head_owner, _, branch = body["head"].rpartition(":")
+        base = body["base"]
+        if head_owner not in ("", owner):  # pull requests from forks are not opened through this fake
+            raise _pull_invalid("head")
+        head_sha = await self._ref_sha(full_name, f"refs/heads/{branch}")
+        if head_sha is None:
+            raise _pull_invalid("head")
+        base_sha = await self._ref_sha(full_name, f"refs/heads/{base}")
+        if base_sha is None:
+            raise _pull_invalid("base")
+        if await self._is_ancestor(full_name, head_sha, base_sha):
+            raise _pull_custom(f"No commits between {base} and {branch}")
+        label = f"{owner}:{branch}"
+        with self.lock:
+            for (repo_name, _), pull in self.pulls.items():
+                same = pull["head"]["label"] == label and pull["base"]["ref"] == base
+                if repo_name == full_name and pull["state"] == "open" and same:
+                    raise _pull_custom(f"A pull request already exists for {label}.")
+            number = 1 + max((n for repo_name, n in self._issues if repo_name == full_name), default=0)
+            pull = self._pull_object(
+                full_name,
+                number,
+                head=(head_sha, branch, None),
+                base=(base_sha, base),
+                fork=False,
+                draft=bool(body.get("draft")),
+                title=body["title"],
+            )
+            pull["body"] = body.get("body")
+            pull["user"] = {"login": self.bot_login, "type": "Bot", "id": BOT_USER_ID_BASE + self.app_id}
+            self.pulls[(full_name, number)] = pull
+            self._issues.add((full_name, number))
+            self.created_pulls.append(pull)
+            created = copy.deepcopy(pull)
+        await self._git_checked(full_name, "update-ref", f"refs/pull/{number}/head", head_sha)
+        return 201, created
+
+    async def _update_pull(self, ctx: _Ctx, owner: str, repo: str, number: int) -> _Result:
+        """`title`, `body` and `state` (open/closed) of a pull request."""
+        full_name = self._require_repo(ctx, owner, repo)
+        self._require_permission(ctx, "pull_requests", "write")
+        body = _require_object(ctx.json)
+        errors = [
+            f'"{key}" must be a string.'
+            for key in ("title", "body")
+            if key in body and body[key] is not None and not isinstance(body[key], str)
+        ]
+        if body.get("state", "open") not in ("open", "closed"):
+            errors.append('"state" must be one of open, closed.')
+        if errors:
+            raise _invalid(errors)
+        with self.lock:
+            pull = self.pulls.get((full_name, number))
+            if pull is None:
+                raise _not_found()
+            pull.update({key: body[key] for key in ("title", "body", "state") if key in body})
+            return 200, copy.deepcopy(pull)
+
+    async def _follow_branch(self, full_name: str, ref: str, sha: str) -> None:
+        """Open pull requests of this repository whose head or base is the branch `ref` move with it."""
+        branch = ref.removeprefix("refs/heads/")
+        if branch == ref:
+            return
+        moved: list[int] = []
+        with self.lock:
+            for (repo_name, number), pull in self.pulls.items():
+                if repo_name != full_name or pull["state"] != "open":
+                    continue
+                if pull["base"]["ref"] == branch:
+                    pull["base"]["sha"] = sha
+                if pull["head"]["ref"] == branch and not pull["head"]["repo"]["fork"]:
+                    pull["head"]["sha"] = sha
+                    moved.append(number)
+        for number in moved:
+            await self._git_checked(full_name, "update-ref", f"refs/pull/{number}/head", sha)
 
     # ------------------------------------------------------------------ check runs
 
@@ -1335,6 +1591,325 @@ class FakeGitHub:
 
     async def _unknown_endpoint(self, ctx: _Ctx, path: str) -> _Result:
         raise _not_found()
+
+    # ------------------------------------------------------------------ git data (blobs, trees, commits, refs)
+
+    async def _create_blob(self, ctx: _Ctx, owner: str, repo: str) -> _Result:
+        full_name = self._require_repo(ctx, owner, repo)
+        self._require_permission(ctx, "contents", "write")
+        body = _require_object(ctx.json)
+        content, encoding = body.get("content"), body.get("encoding", "utf-8")
+        if not isinstance(content, str):
+            raise _invalid([_missing("content") if content is None else '"content" must be a string.'])
+        if encoding not in ("utf-8", "base64"):
+            raise _invalid([f'"encoding" must be one of utf-8, base64; got {encoding!r}.'])
+        try:
+            data = base64.b64decode(content, validate=True) if encoding == "base64" else content.encode()
+        except ValueError:
+            raise _invalid(['"content" is not valid Base64.']) from None
+        sha = await self._write_blob(full_name, data)
+        return 201, {"url": f"{self.url}/repos/{full_name}/git/blobs/{sha}", "sha": sha}
+
+    async def _create_tree(self, ctx: _Ctx, owner: str, repo: str) -> _Result:
+        full_name = self._require_repo(ctx, owner, repo)
+        self._require_permission(ctx, "contents", "write")
+        body = _require_object(ctx.json)
+        entries = body.get("tree")
+        if not isinstance(entries, list):
+            raise _invalid([_missing("tree") if entries is None else '"tree" must be an array.'])
+        errors = [
+            error for i, entry in enumerate(entries) for error in _tree_entry_errors(f"tree[{i}]", entry)
+        ]
+        if errors:
+            raise _invalid(errors)
+        base_tree = body.get("base_tree")
+        tree: FlatTree = {}
+        if base_tree is not None:
+            if not isinstance(base_tree, str) or await self._object_type(full_name, base_tree) != "tree":
+                raise _HTTPError(422, _message("base_tree is not a valid tree oid"))
+            tree = await self._flat_tree(full_name, base_tree)
+        for entry in entries:
+            tree = await self._apply_tree_entry(full_name, tree, entry)
+        sha = await self._write_tree(full_name, tree)
+        return 201, await self._tree_object(full_name, sha)
+
+    async def _apply_tree_entry(self, full_name: str, tree: FlatTree, entry: JsonDict) -> FlatTree:
+        path, mode, kind = entry["path"], entry["mode"], entry["type"]
+        if _malformed_path(path):
+            raise _HTTPError(422, _message("tree.path contains a malformed path component"))
+        if "content" in entry:
+            return _with(
+                tree, path, {path: (mode, await self._write_blob(full_name, entry["content"].encode()))}
+            )
+        sha = entry["sha"]
+        if sha is None:
+            return _without(tree, path)
+        if (
+            kind != "commit" and await self._object_type(full_name, sha) != kind
+        ):  # a submodule's commit may live elsewhere
+            raise _HTTPError(422, _message(f"tree.sha {sha} is not a valid {kind}"))
+        if kind == "tree":
+            below = await self._flat_tree(full_name, sha)
+            return _with(tree, path, {f"{path}/{sub}": value for sub, value in below.items()})
+        return _with(tree, path, {path: (mode, sha)})
+
+    async def _create_commit(self, ctx: _Ctx, owner: str, repo: str) -> _Result:
+        full_name = self._require_repo(ctx, owner, repo)
+        self._require_permission(ctx, "contents", "write")
+        body = _require_object(ctx.json)
+        errors = [_missing(key) for key in ("message", "tree") if key not in body]
+        errors += [
+            f'"{key}" must be a string.'
+            for key in ("message", "tree")
+            if key in body and not isinstance(body[key], str)
+        ]
+        parents = body.get("parents", [])
+        if not isinstance(parents, list) or not all(isinstance(parent, str) for parent in parents):
+            errors.append('"parents" must be an array of strings.')
+        errors += _signature_errors("author", body.get("author")) + _signature_errors(
+            "committer", body.get("committer")
+        )
+        if errors:
+            raise _invalid(errors)
+        if not all(_SHA_RE.fullmatch(parent) for parent in parents):
+            raise _HTTPError(
+                422,
+                _message(
+                    "Each SHA in the 'parents' parameter must be exactly 40 characters and contain only [0-9a-f]."
+                ),
+            )
+        if await self._object_type(full_name, body["tree"]) != "tree":
+            raise _HTTPError(422, _message("Tree SHA does not exist"))
+        for parent in parents:
+            if await self._object_type(full_name, parent) != "commit":
+                raise _HTTPError(422, _message("Parent SHA does not exist or is not a commit object"))
+        author = body.get("author") or {"name": self.bot_login, "email": self._bot_email()}
+        committer = body.get("committer") or author
+        env: dict[str, str] = {}
+        for role, who in (("AUTHOR", author), ("COMMITTER", committer)):
+            env[f"GIT_{role}_NAME"], env[f"GIT_{role}_EMAIL"] = who["name"], who["email"]
+            if who.get("date"):
+                env[f"GIT_{role}_DATE"] = who["date"]
+        args = ["commit-tree", body["tree"], *(arg for parent in parents for arg in ("-p", parent))]
+        sha = (
+            (await self._git_checked(full_name, *args, stdin=body["message"].encode(), env=env))
+            .decode()
+            .strip()
+        )
+        return 201, await self._commit_object(full_name, sha)
+
+    async def _get_commit(self, ctx: _Ctx, owner: str, repo: str, sha: str) -> _Result:
+        full_name = self._require_repo(ctx, owner, repo)
+        self._require_permission(ctx, "contents", "read")
+        if await self._object_type(full_name, sha) != "commit":
+            raise _not_found()
+        return 200, await self._commit_object(full_name, sha)
+
+    async def _create_ref(self, ctx: _Ctx, owner: str, repo: str) -> _Result:
+        full_name = self._require_repo(ctx, owner, repo)
+        self._require_permission(ctx, "contents", "write")
+        body = _require_object(ctx.json)
+        errors = [
+            _missing(key) if key not in body else f'"{key}" must be a string.'
+            for key in ("ref", "sha")
+            if not isinstance(body.get(key), str)
+        ]
+        if errors:
+            raise _invalid(errors)
+        ref, sha = body["ref"], body["sha"]
+        if not ref.startswith("refs/") or ref.count("/") < 2:
+            raise _HTTPError(
+                422, _message("Reference name must contain at least three slash-separated components.")
+            )
+        code, _, _ = await self._git_bytes(full_name, "check-ref-format", ref)
+        if code != 0:
+            raise _HTTPError(422, _message(f"{ref} is not a valid ref name."))
+        if await self._object_type(full_name, sha) is None:
+            raise _HTTPError(422, _message("Object does not exist"))
+        if await self._ref_sha(full_name, ref) is not None:
+            raise _HTTPError(422, _message("Reference already exists"))
+        code, _, _ = await self._git_bytes(
+            full_name, "update-ref", ref, sha, ""
+        )  # "": only if it does not exist
+        if code != 0:
+            exists = await self._ref_sha(full_name, ref) is not None
+            raise _HTTPError(
+                422, _message("Reference already exists" if exists else "Reference update failed")
+            )
+        await self._follow_branch(full_name, ref, sha)
+        return 201, await self._ref_object(full_name, ref, sha)
+
+    async def _get_ref(self, ctx: _Ctx, owner: str, repo: str, ref: str) -> _Result:
+        full_name = self._require_repo(ctx, owner, repo)
+        self._require_permission(ctx, "contents", "read")
+        sha = await self._ref_sha(full_name, f"refs/{ref}")
+        if sha is None:
+            raise _not_found()
+        return 200, await self._ref_object(full_name, f"refs/{ref}", sha)
+
+    async def _update_ref(self, ctx: _Ctx, owner: str, repo: str, ref: str) -> _Result:
+        full_name = self._require_repo(ctx, owner, repo)
+        self._require_permission(ctx, "contents", "write")
+        body = _require_object(ctx.json)
+        sha, force = body.get("sha"), body.get("force", False)
+        if not isinstance(sha, str):
+            raise _invalid([_missing("sha") if sha is None else '"sha" must be a string.'])
+        if not isinstance(force, bool):
+            raise _invalid(['"force" must be a boolean.'])
+        full_ref = f"refs/{ref}"
+        current = await self._ref_sha(full_name, full_ref)
+        if current is None:
+            raise _HTTPError(422, _message("Reference does not exist"))
+        if await self._object_type(full_name, sha) is None:
+            raise _HTTPError(422, _message("Object does not exist"))
+        if not force and not await self._is_ancestor(full_name, current, sha):
+            raise _HTTPError(422, _message("Update is not a fast forward"))
+        code, _, _ = await self._git_bytes(
+            full_name, "update-ref", full_ref, sha, current
+        )  # compare-and-swap
+        if code != 0:
+            raise _HTTPError(422, _message("Reference update failed"))
+        await self._follow_branch(full_name, full_ref, sha)
+        return 200, await self._ref_object(full_name, full_ref, sha)
+
+    # git plumbing behind the Git Data API
+
+    def _bot_email(self) -> str:
+        return f"{BOT_USER_ID_BASE + self.app_id}+{self.bot_login}@users.noreply.github.com"
+
+    async def _git_bytes(
+        self, full_name: str, *args: str, stdin: bytes | None = None, env: dict[str, str] | None = None
+    ) -> tuple[int, bytes, str]:
+        proc = await asyncio.create_subprocess_exec(
+            "git",
+            "--git-dir",
+            str(self.repo_path(full_name)),
+            *args,
+            stdin=asyncio.subprocess.PIPE if stdin is not None else asyncio.subprocess.DEVNULL,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+            env={**_git_env(), **(env or {})},
+        )
+        stdout, stderr = await proc.communicate(stdin)
+        return proc.returncode or 0, stdout, stderr.decode(errors="replace").strip()
+
+    async def _git_checked(
+        self, full_name: str, *args: str, stdin: bytes | None = None, env: dict[str, str] | None = None
+    ) -> bytes:
+        code, stdout, stderr = await self._git_bytes(full_name, *args, stdin=stdin, env=env)
+        if code != 0:
+            raise RuntimeError(f"git {' '.join(args)} failed in {full_name}: {stderr}")
+        return stdout
+
+    async def _object_type(self, full_name: str, sha: str) -> str | None:
+        if not _SHA_RE.fullmatch(sha):
+            return None
+        code, out, _ = await self._git_bytes(full_name, "cat-file", "-t", sha)
+        return out.decode().strip() if code == 0 else None
+
+    async def _ref_sha(self, full_name: str, ref: str) -> str | None:
+        code, out, _ = await self._git_bytes(full_name, "show-ref", "--verify", "--hash", ref)
+        return out.decode().strip() if code == 0 else None
+
+    async def _is_ancestor(self, full_name: str, ancestor: str, descendant: str) -> bool:
+        code, _, _ = await self._git_bytes(
+            full_name, "merge-base", "--is-ancestor", ancestor, descendant
+        )
+        return code == 0
+
+    async def _write_blob(self, full_name: str, data: bytes) -> str:
+        return (
+            (await self._git_checked(full_name, "hash-object", "-w", "--stdin", stdin=data))
+            .decode()
+            .strip()
+        )
+
+    async def _flat_tree(self, full_name: str, tree: str) -> FlatTree:
+        out = await self._git_checked(full_name, "ls-tree", "-r", "-z", tree)
+        flat: FlatTree = {}
+        for record in filter(None, out.split(b"\0")):
+            meta, _, path = record.partition(b"\t")
+            mode, _, sha = meta.decode().split()
+            flat[path.decode("utf-8", "surrogateescape")] = (mode, sha)
+        return flat
+
+    async def _write_tree(self, full_name: str, tree: FlatTree) -> str:
+        """Write `tree` with a temporary index (`GIT_INDEX_FILE`): `update-index --index-info`, `write-tree`."""
+        lines = b"".join(
+            f"{mode} {sha}\t{path}".encode("utf-8", "surrogateescape") + b"\0"
+            for path, (mode, sha) in sorted(tree.items())
+        )
+        with tempfile.TemporaryDirectory(prefix="fake-github-index-") as tmp:
+            env = {"GIT_INDEX_FILE": str(Path(tmp) / "index")}
+            await self._git_checked(full_name, "read-tree", "--empty", env=env)
+            await self._git_checked(
+                full_name, "update-index", "-z", "--index-info", stdin=lines, env=env
+            )
+            return (await self._git_checked(full_name, "write-tree", env=env)).decode().strip()
+
+    async def _tree_object(self, full_name: str, sha: str) -> JsonDict:
+        out = await self._git_checked(full_name, "ls-tree", "-l", "-z", sha)
+        entries: list[JsonDict] = []
+        for record in filter(None, out.split(b"\0")):
+            meta, _, path = record.partition(b"\t")
+            mode, kind, entry_sha, size = meta.decode().split()
+            entry: JsonDict = {
+                "path": path.decode("utf-8", "replace"),
+                "mode": mode,
+                "type": kind,
+                "sha": entry_sha,
+            }
+            if kind == "blob":
+                entry["size"] = int(size)
+            if kind in ("blob", "tree"):
+                entry["url"] = f"{self.url}/repos/{full_name}/git/{kind}s/{entry_sha}"
+            entries.append(entry)
+        return {
+            "sha": sha,
+            "url": f"{self.url}/repos/{full_name}/git/trees/{sha}",
+            "tree": entries,
+            "truncated": False,
+        }
+
+    async def _commit_object(self, full_name: str, sha: str) -> JsonDict:
+        fields, message = _parse_commit(await self._git_checked(full_name, "cat-file", "commit", sha))
+        api = f"{self.url}/repos/{full_name}"
+        tree = fields["tree"][0]
+        return {
+            "sha": sha,
+            "node_id": f"C_fake{sha[:16]}",
+            "url": f"{api}/git/commits/{sha}",
+            "html_url": f"{self.url}/{full_name}/commit/{sha}",
+            "author": _git_signature(fields["author"][0]),
+            "committer": _git_signature(fields["committer"][0]),
+            "message": message,
+            "tree": {"sha": tree, "url": f"{api}/git/trees/{tree}"},
+            "parents": [
+                {
+                    "sha": parent,
+                    "url": f"{api}/git/commits/{parent}",
+                    "html_url": f"{self.url}/{full_name}/commit/{parent}",
+                }
+                for parent in fields.get("parent", [])
+            ],
+            "verification": {
+                "verified": False,
+                "reason": "unsigned",
+                "signature": None,
+                "payload": None,
+                "verified_at": None,
+            },
+        }
+
+    async def _ref_object(self, full_name: str, ref: str, sha: str) -> JsonDict:
+        api = f"{self.url}/repos/{full_name}"
+        kind = await self._object_type(full_name, sha) or "commit"
+        return {
+            "ref": ref,
+            "node_id": f"REF_fake{abs(hash((full_name, ref))) % 10**12}",
+            "url": f"{api}/git/{ref}",
+            "object": {"type": kind, "sha": sha, "url": f"{api}/git/{kind}s/{sha}"},
+        }
 
     # ------------------------------------------------------------------ git
 

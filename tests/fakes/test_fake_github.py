@@ -582,3 +582,436 @@ def test_gidgethub_round_trip(gh: FakeGitHub, keys: tuple[bytes, bytes], source:
     [run] = gh.check_runs.values()
     assert run["conclusion"] == "success" and run["output"]["summary"] == "all good"
     assert len(gh.calls_to("GET", r"/issues/1/comments$")) == 4
+
+
+# --------------------------------------------------------------------------- git data API and pull requests
+
+
+def _bare(gh: FakeGitHub, *args: str, text: bool = True) -> Any:
+    proc = subprocess.run(
+        ["git", "--git-dir", str(gh.repo_path(REPO)), *args], capture_output=True, text=text, check=True
+    )
+    return proc.stdout.strip() if text else proc.stdout
+
+
+def _branch_on(
+    client: httpx.Client, auth: dict[str, str], parent: str, branch: str, files: dict[str, str]
+) -> str:
+    """A commit with `files` on top of `parent`, as branch `branch`, through the API; its sha."""
+    head = client.get(f"/repos/{REPO}/git/commits/{parent}", headers=auth).json()
+    entries = [
+        {"path": path, "mode": "100644", "type": "blob", "content": text} for path, text in files.items()
+    ]
+    tree = client.post(
+        f"/repos/{REPO}/git/trees", headers=auth, json={"base_tree": head["tree"]["sha"], "tree": entries}
+    ).json()
+    commit = client.post(
+        f"/repos/{REPO}/git/commits",
+        headers=auth,
+        json={"message": "m", "tree": tree["sha"], "parents": [parent]},
+    ).json()
+    created = client.post(
+        f"/repos/{REPO}/git/refs", headers=auth, json={"ref": f"refs/heads/{branch}", "sha": commit["sha"]}
+    )
+    assert created.status_code == 201, created.text
+    return commit["sha"]
+
+
+def test_git_data_builds_a_real_commit_on_top_of_the_head(
+    gh: FakeGitHub, client: httpx.Client, token: str, source: dict[str, Any]
+) -> None:
+    auth = token_auth(token)
+    binary = bytes(range(256)) + b"\xff\xfe not utf-8"
+    blob = client.post(
+        f"/repos/{REPO}/git/blobs",
+        headers=auth,
+        json={"content": base64.b64encode(binary).decode(), "encoding": "base64"},
+    )
+    assert blob.status_code == 201, blob.text
+    assert blob.json() == {
+        "url": f"{gh.url}/repos/{REPO}/git/blobs/{blob.json()['sha']}",
+        "sha": blob.json()["sha"],
+    }
+    assert _bare(gh, "cat-file", "-p", blob.json()["sha"], text=False) == binary
+
+    head = client.get(f"/repos/{REPO}/git/commits/{source['feature']}", headers=auth)
+    assert head.status_code == 200
+    assert head.json()["tree"]["sha"] == _bare(gh, "rev-parse", f"{source['feature']}^{{tree}}")
+    assert [p["sha"] for p in head.json()["parents"]] == [source["main"]]
+    assert (
+        head.json()["author"]["email"] == "test@example.com" and head.json()["message"] == "add feature.py\n"
+    )
+
+    tree = client.post(
+        f"/repos/{REPO}/git/trees",
+        headers=auth,
+        json={
+            "base_tree": head.json()["tree"]["sha"],
+            "tree": [
+                {
+                    "path": "tests/test_feature.py",
+                    "mode": "100644",
+                    "type": "blob",
+                    "content": "def test(): pass\n",
+                },
+                {"path": "tests/data.bin", "mode": "100644", "type": "blob", "sha": blob.json()["sha"]},
+                {"path": "README.md", "mode": "100644", "type": "blob", "sha": None},
+            ],
+        },
+    )
+    assert tree.status_code == 201, tree.text
+    top = {entry["path"]: entry for entry in tree.json()["tree"]}
+    assert set(top) == {"app.py", "feature.py", "tests"} and top["tests"]["type"] == "tree"
+    assert top["app.py"]["size"] == len("print('hi')\n") and tree.json()["truncated"] is False
+
+    commit = client.post(
+        f"/repos/{REPO}/git/commits",
+        headers=auth,
+        json={
+            "message": "Add generated tests\n\nby a bot",
+            "tree": tree.json()["sha"],
+            "parents": [source["feature"]],
+        },
+    )
+    assert commit.status_code == 201, commit.text
+    made = commit.json()
+    assert made["tree"]["sha"] == tree.json()["sha"] and [p["sha"] for p in made["parents"]] == [
+        source["feature"]
+    ]
+    assert made["author"]["name"] == "aqe[bot]" and made["author"]["email"].endswith(
+        "+aqe[bot]@users.noreply.github.com"
+    )
+    assert made["committer"] == made["author"] and made["html_url"] == f"{gh.url}/{REPO}/commit/{made['sha']}"
+    assert client.get(f"/repos/{REPO}/git/commits/{made['sha']}", headers=auth).json() == made
+
+    ref = client.post(
+        f"/repos/{REPO}/git/refs", headers=auth, json={"ref": "refs/heads/gen/tests", "sha": made["sha"]}
+    )
+    assert ref.status_code == 201, ref.text
+    assert ref.json()["ref"] == "refs/heads/gen/tests" and ref.json()["object"] == {
+        "type": "commit",
+        "sha": made["sha"],
+        "url": f"{gh.url}/repos/{REPO}/git/commits/{made['sha']}",
+    }
+    assert (
+        client.get(f"/repos/{REPO}/git/ref/heads/gen/tests", headers=auth).json()["object"]["sha"]
+        == made["sha"]
+    )
+    # What git itself sees in the bare repository:
+    assert _bare(gh, "rev-parse", "gen/tests^") == source["feature"]
+    assert _bare(gh, "show", "gen/tests:tests/test_feature.py") == "def test(): pass"
+    assert _bare(gh, "show", "gen/tests:tests/data.bin", text=False) == binary
+    assert _bare(gh, "ls-tree", "-r", "--name-only", "gen/tests").split() == [
+        "app.py",
+        "feature.py",
+        "tests/data.bin",
+        "tests/test_feature.py",
+    ]
+    assert _bare(gh, "log", "-1", "--format=%B", "gen/tests") == "Add generated tests\n\nby a bot"
+
+
+def test_tree_without_base_tree_holds_only_its_entries(
+    gh: FakeGitHub, client: httpx.Client, token: str
+) -> None:
+    entry = {"path": "only.txt", "mode": "100755", "type": "blob", "content": "x"}
+    tree = client.post(f"/repos/{REPO}/git/trees", headers=token_auth(token), json={"tree": [entry]})
+    assert tree.status_code == 201
+    assert [(e["path"], e["mode"]) for e in tree.json()["tree"]] == [("only.txt", "100755")]
+
+
+@pytest.mark.parametrize(
+    ("payload", "status", "message"),
+    [
+        ({"base_tree": "f" * 40, "tree": []}, 422, "base_tree is not a valid tree oid"),
+        ({"base_tree": "COMMIT", "tree": []}, 422, "base_tree is not a valid tree oid"),
+        (
+            {"tree": [{"path": "../x", "mode": "100644", "type": "blob", "content": ""}]},
+            422,
+            "malformed path",
+        ),
+        (
+            {"tree": [{"path": "a//b", "mode": "100644", "type": "blob", "content": ""}]},
+            422,
+            "malformed path",
+        ),
+        (
+            {"tree": [{"path": ".git/config", "mode": "100644", "type": "blob", "content": ""}]},
+            422,
+            "malformed",
+        ),
+        (
+            {"tree": [{"path": "/abs", "mode": "100644", "type": "blob", "content": ""}]},
+            422,
+            "malformed path",
+        ),
+        (
+            {"tree": [{"path": "a", "mode": "100644", "type": "blob", "content": "", "sha": None}]},
+            422,
+            "Invalid",
+        ),
+        ({"tree": [{"path": "a", "mode": "644", "type": "blob", "content": ""}]}, 422, "Invalid request."),
+        ({"tree": [{"path": "a", "mode": "100644", "type": "tree", "content": ""}]}, 422, "Invalid request."),
+        (
+            {"tree": [{"path": "a", "mode": "100644", "type": "blob", "sha": "e" * 40}]},
+            422,
+            "is not a valid blob",
+        ),
+        ({"tree": "nope"}, 422, "Invalid request."),
+    ],
+)
+def test_tree_errors(
+    gh: FakeGitHub,
+    client: httpx.Client,
+    token: str,
+    source: dict[str, Any],
+    payload: dict,
+    status: int,
+    message: str,
+) -> None:
+    if payload.get("base_tree") == "COMMIT":
+        payload = {**payload, "base_tree": source["main"]}  # a commit is not a tree
+    response = client.post(f"/repos/{REPO}/git/trees", headers=token_auth(token), json=payload)
+    assert response.status_code == status, response.text
+    assert message in response.json()["message"], response.json()
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"tree": "f" * 40}, "Tree SHA does not exist"),
+        (
+            {"tree": "TREE_OF_MAIN", "parents": ["e" * 40]},
+            "Parent SHA does not exist or is not a commit object",
+        ),
+        (
+            {"tree": "TREE_OF_MAIN", "parents": ["abc123"]},
+            "Each SHA in the 'parents' parameter must be exactly 40",
+        ),
+        (
+            {"tree": "TREE_OF_MAIN", "parents": ["TREE_OF_MAIN"]},
+            "Parent SHA does not exist or is not a commit",
+        ),
+        ({"message": None}, "Invalid request."),
+        ({"tree": "TREE_OF_MAIN", "author": {"name": "x"}}, "Invalid request."),
+    ],
+)
+def test_commit_errors(
+    gh: FakeGitHub, client: httpx.Client, token: str, source: dict[str, Any], change: dict, message: str
+) -> None:
+    tree_of_main = _bare(gh, "rev-parse", f"{source['main']}^{{tree}}")
+    payload = {"message": "m", "tree": tree_of_main, "parents": [source["main"]], **change}
+    payload = {k: (tree_of_main if v == "TREE_OF_MAIN" else v) for k, v in payload.items() if v is not None}
+    payload["parents"] = [tree_of_main if p == "TREE_OF_MAIN" else p for p in payload["parents"]]
+    response = client.post(f"/repos/{REPO}/git/commits", headers=token_auth(token), json=payload)
+    assert response.status_code == 422, response.text
+    assert response.json()["message"].startswith(message), response.json()
+
+
+def test_commit_with_author_and_date(
+    gh: FakeGitHub, client: httpx.Client, token: str, source: dict[str, Any]
+) -> None:
+    author = {"name": "Ada", "email": "ada@example.com", "date": "2024-05-01T12:00:00Z"}
+    tree = _bare(gh, "rev-parse", f"{source['main']}^{{tree}}")
+    made = client.post(
+        f"/repos/{REPO}/git/commits",
+        headers=token_auth(token),
+        json={"message": "m", "tree": tree, "author": author},
+    ).json()
+    assert made["author"] == author and made["committer"] == author and made["parents"] == []
+    assert (
+        _bare(gh, "log", "-1", "--format=%an <%ae> %aI", made["sha"])
+        == "Ada <ada@example.com> 2024-05-01T12:00:00+00:00"
+    )
+
+
+def test_refs_are_created_once_and_moved_by_fast_forward_or_force(
+    gh: FakeGitHub, client: httpx.Client, token: str, source: dict[str, Any]
+) -> None:
+    auth = token_auth(token)
+    create = lambda ref, sha: client.post(
+        f"/repos/{REPO}/git/refs", headers=auth, json={"ref": ref, "sha": sha}
+    )  # noqa: E731
+    assert create("refs/heads/topic", source["main"]).status_code == 201
+    again = create("refs/heads/topic", source["feature"])
+    assert (again.status_code, again.json()["message"]) == (422, "Reference already exists")
+    assert create("refs/heads/other", "e" * 40).json()["message"] == "Object does not exist"
+    assert create("heads/other", source["main"]).json()["message"].startswith("Reference name must contain")
+    assert create("refs/topic2", source["main"]).status_code == 422
+    assert (
+        create("refs/heads/a..b", source["main"]).json()["message"]
+        == "refs/heads/a..b is not a valid ref name."
+    )
+    assert _bare(gh, "rev-parse", "topic") == source["main"]
+
+    move = lambda sha, **kw: client.patch(
+        f"/repos/{REPO}/git/refs/heads/topic", headers=auth, json={"sha": sha, **kw}
+    )  # noqa: E731
+    forward = move(source["feature"])  # main -> feature is a fast forward
+    assert (forward.status_code, forward.json()["object"]["sha"]) == (200, source["feature"])
+    sideways = move(source["hidden"])  # feature -> hidden is not
+    assert (sideways.status_code, sideways.json()["message"]) == (422, "Update is not a fast forward")
+    assert _bare(gh, "rev-parse", "topic") == source["feature"]
+    forced = move(source["hidden"], force=True)
+    assert forced.status_code == 200 and _bare(gh, "rev-parse", "topic") == source["hidden"]
+    missing = client.patch(f"/repos/{REPO}/git/refs/heads/nope", headers=auth, json={"sha": source["main"]})
+    assert (missing.status_code, missing.json()["message"]) == (422, "Reference does not exist")
+    assert client.get(f"/repos/{REPO}/git/ref/heads/nope", headers=auth).status_code == 404
+    assert client.get(f"/repos/{REPO}/git/commits/{'e' * 40}", headers=auth).status_code == 404
+
+
+def test_pull_requests_opened_through_the_api(
+    gh: FakeGitHub, client: httpx.Client, token: str, source: dict[str, Any]
+) -> None:
+    auth = token_auth(token)
+    first = _branch_on(client, auth, source["feature"], "gen", {"tests/test_a.py": "a\n"})
+    opened = client.post(
+        f"/repos/{REPO}/pulls",
+        headers=auth,
+        json={"title": "Tests", "head": "gen", "base": "feature", "body": "b"},
+    )
+    assert opened.status_code == 201, opened.text
+    pull = opened.json()
+    assert pull["number"] == 2  # #1 exists already
+    assert (pull["head"]["label"], pull["head"]["sha"], pull["base"]["ref"]) == ("acme:gen", first, "feature")
+    assert (
+        pull["base"]["sha"] == source["feature"]
+        and pull["body"] == "b"
+        and pull["user"]["login"] == "aqe[bot]"
+    )
+    assert pull["html_url"] == f"{gh.url}/{REPO}/pull/2" and pull["state"] == "open"
+    assert [p["number"] for p in gh.created_pulls] == [2]
+    assert client.get(f"/repos/{REPO}/pulls/2", headers=auth).json()["title"] == "Tests"
+    assert _bare(gh, "rev-parse", "refs/pull/2/head") == first
+
+    listed = lambda **params: [
+        p["number"] for p in client.get(f"/repos/{REPO}/pulls", headers=auth, params=params).json()
+    ]  # noqa: E731
+    assert listed(head="acme:gen", state="open") == [2]
+    assert listed(head="acme:gen", base="feature") == [2]
+    assert listed(head="acme:gen", base="main") == []
+    assert listed(head="acme:feature") == [1]
+    assert listed(head="acme:nope") == [] and listed(state="closed") == []
+    assert listed() == [2, 1] and listed(head="gen") == [2, 1]  # GitHub ignores a head without "owner:"
+    assert client.get(f"/repos/{REPO}/pulls", headers=auth, params={"state": "merged"}).status_code == 422
+
+    duplicate = client.post(
+        f"/repos/{REPO}/pulls", headers=auth, json={"title": "T", "head": "acme:gen", "base": "feature"}
+    )
+    assert duplicate.status_code == 422
+    assert duplicate.json()["errors"] == [
+        {
+            "resource": "PullRequest",
+            "code": "custom",
+            "message": "A pull request already exists for acme:gen.",
+        }
+    ]
+
+    # The pull request follows its branch when the ref moves.
+    head_tree = client.get(f"/repos/{REPO}/git/commits/{first}", headers=auth).json()["tree"]["sha"]
+    second = client.post(
+        f"/repos/{REPO}/git/commits",
+        headers=auth,
+        json={"message": "again", "tree": head_tree, "parents": [source["feature"]]},
+    ).json()["sha"]
+    moved = client.patch(
+        f"/repos/{REPO}/git/refs/heads/gen", headers=auth, json={"sha": second, "force": True}
+    )
+    assert moved.status_code == 200
+    assert client.get(f"/repos/{REPO}/pulls/2", headers=auth).json()["head"]["sha"] == second
+    assert (
+        gh.created_pulls[0]["head"]["sha"] == second and _bare(gh, "rev-parse", "refs/pull/2/head") == second
+    )
+
+    # Edited and closed: a new pull request for the same branch may then be opened.
+    edited = client.patch(f"/repos/{REPO}/pulls/2", headers=auth, json={"body": "new body", "state": "closed"})
+    assert (edited.status_code, edited.json()["body"], edited.json()["state"]) == (200, "new body", "closed")
+    assert listed(head="acme:gen") == [] and listed(head="acme:gen", state="closed") == [2]
+    assert client.patch(f"/repos/{REPO}/pulls/99", headers=auth, json={"body": "x"}).status_code == 404
+    assert client.patch(f"/repos/{REPO}/pulls/2", headers=auth, json={"state": "merged"}).status_code == 422
+    reopened = client.post(
+        f"/repos/{REPO}/pulls", headers=auth, json={"title": "Tests", "head": "gen", "base": "feature"}
+    )
+    assert reopened.status_code == 201 and reopened.json()["number"] == 3
+
+
+@pytest.mark.parametrize(
+    ("payload", "expected"),
+    [
+        (
+            {"title": "T", "head": "nope", "base": "main"},
+            {"resource": "PullRequest", "field": "head", "code": "invalid"},
+        ),
+        (
+            {"title": "T", "head": "feature", "base": "nope"},
+            {"resource": "PullRequest", "field": "base", "code": "invalid"},
+        ),
+        (
+            {"title": "T", "head": "someone:feature", "base": "main"},
+            {"resource": "PullRequest", "field": "head", "code": "invalid"},
+        ),
+        (
+            {"head": "feature", "base": "main"},
+            {"resource": "PullRequest", "field": "title", "code": "missing_field"},
+        ),
+        (
+            {"title": "T", "head": "main", "base": "feature"},
+            {"resource": "PullRequest", "code": "custom", "message": "No commits between feature and main"},
+        ),
+    ],
+)
+def test_pull_request_errors(
+    gh: FakeGitHub, client: httpx.Client, token: str, payload: dict, expected: dict
+) -> None:
+    response = client.post(f"/repos/{REPO}/pulls", headers=token_auth(token), json=payload)
+    assert response.status_code == 422, response.text
+    assert response.json()["message"] == "Validation Failed" and response.json()["errors"] == [expected]
+    assert gh.created_pulls == []
+
+
+def test_git_data_and_pulls_check_auth_access_and_permissions(
+    gh: FakeGitHub, client: httpx.Client, token: str, keys: tuple[bytes, bytes], source: dict[str, Any]
+) -> None:
+    blob = {"content": "x"}
+    assert client.post(f"/repos/{REPO}/git/blobs", json=blob).status_code == 401
+    assert (
+        client.post(f"/repos/{REPO}/git/blobs", headers=token_auth("ghs_" + "x" * 36), json=blob).status_code
+        == 401
+    )
+    assert (
+        client.post(f"/repos/{OTHER_REPO}/git/blobs", headers=token_auth(token), json=blob).status_code == 404
+    )
+    assert client.post("/repos/acme/nowhere/git/refs", headers=token_auth(token), json={}).status_code == 404
+    assert client.post(f"/repos/{REPO}/git/blobs", headers=token_auth(token), json=blob).status_code == 201
+
+    # An installation that has not granted `contents: write` (e.g. it has not accepted the new permissions yet).
+    gh.permissions["contents"] = "read"
+    app_auth = bearer(make_jwt(keys[0]))
+    read_only = client.post(f"/app/installations/{INSTALLATION_ID}/access_tokens", headers=app_auth).json()
+    assert read_only["permissions"]["contents"] == "read"
+    denied = client.post(f"/repos/{REPO}/git/blobs", headers=token_auth(read_only["token"]), json=blob)
+    assert (denied.status_code, denied.json()["message"]) == (403, "Resource not accessible by integration")
+    readable = client.get(
+        f"/repos/{REPO}/git/commits/{source['main']}", headers=token_auth(read_only["token"])
+    )
+    assert readable.status_code == 200
+    too_much = client.post(
+        f"/app/installations/{INSTALLATION_ID}/access_tokens",
+        headers=app_auth,
+        json={"permissions": {"contents": "write"}},
+    )
+    assert too_much.status_code == 422
+
+    gh.permissions["contents"] = "write"
+    narrowed = client.post(
+        f"/app/installations/{INSTALLATION_ID}/access_tokens",
+        headers=app_auth,
+        json={"permissions": {"contents": "write", "pull_requests": "read"}},
+    ).json()
+    assert narrowed["permissions"] == {"contents": "write", "pull_requests": "read"}
+    no_pulls = client.post(
+        f"/repos/{REPO}/pulls",
+        headers=token_auth(narrowed["token"]),
+        json={"title": "T", "head": "feature", "base": "main"},
+    )
+    assert no_pulls.status_code == 403 and gh.created_pulls == []
+    assert client.get(f"/repos/{REPO}/pulls", headers=token_auth(narrowed["token"])).status_code == 200

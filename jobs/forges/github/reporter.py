@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import base64
 import logging
 import secrets
+from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
+from urllib.parse import urlencode
 
 from gidgethub import BadRequest
 from redis.asyncio import Redis
@@ -22,6 +25,8 @@ ANNOTATION_CAP = 200
 LOCK_TTL_MS = 30_000
 LOCK_WAIT_S = 30.0
 COMMENT_ID_TTL_S = 90 * 24 * 3600
+LISTED_FILES = 100  # files named in the pull request's description
+WORKFLOWS_DIR = ".github/workflows/"  # writing there needs the `workflows` permission, which AQE does not ask for
 
 
 def iso_now() -> str:
@@ -44,6 +49,83 @@ def annotation_batches(findings: list[Finding], cap: int = ANNOTATION_CAP) -> tu
     ordered = render.ordered_findings(findings)
     kept = [annotation(f) for f in ordered[:cap]]
     return list(render.batches(kept, ANNOTATIONS_PER_REQUEST)), max(0, len(ordered) - cap)
+
+
+def generated_tests_branch(pr_number: int) -> str:
+    return f"aqe/generated-tests/pr-{pr_number}"
+
+
+def why_tests_cannot_be_proposed(request: RunRequest) -> str | None:
+    """Why no pull request with generated tests can be opened for `request`; None when it can."""
+    if request.pr_number is None or not request.head_ref:
+        return "the run is not of a pull request"
+    if request.fork:
+        return (f"pull request #{request.pr_number} comes from a fork, and AQE cannot push to a fork's branch "
+                f"(`{request.head_ref}`)")
+    if not request.head_sha:
+        return f"the head commit of pull request #{request.pr_number} is not known"
+    return None
+
+
+def path_problem(path: str) -> str | None:
+    """What is wrong with `path` as a file to add to the repository, or None."""
+    parts = path.split("/")
+    if not path or any(part in ("", ".", "..") for part in parts) or "\\" in path:
+        return "is not a relative path of the repository (no leading '/', '.', '..' or empty parts)"
+    if any(part.lower() == ".git" for part in parts):
+        return "is inside .git"
+    if path.startswith(WORKFLOWS_DIR):
+        return f"is a GitHub Actions workflow ({WORKFLOWS_DIR}); AQE has no `workflows` permission"
+    return None
+
+
+def checked_files(files: Mapping[str, bytes]) -> dict[str, bytes]:
+    """`files` in path order, or ValueError naming every bad path."""
+    if not files:
+        raise ValueError("no generated test files to propose")
+    problems = [f"`{path}` {problem}" for path in sorted(files) if (problem := path_problem(path))]
+    if problems:
+        raise ValueError("cannot propose generated tests: " + "; ".join(problems))
+    return {path: files[path] for path in sorted(files)}
+
+
+def utf8_text(content: bytes) -> str | None:
+    """The content as text when it is UTF-8 (sent inline in the tree), else None (sent as a base64 blob)."""
+    try:
+        return content.decode("utf-8")
+    except UnicodeDecodeError:
+        return None
+
+
+def proposal_commit_message(request: RunRequest, count: int) -> str:
+    files = "1 generated test file" if count == 1 else f"{count} generated test files"
+    return (f"Add {files} for #{request.pr_number}\n\nWritten by AQE's test-generation agent for "
+            f"{request.head_sha}, as asked with `/aqe generate-tests`.\n")
+
+
+def proposal_title(request: RunRequest) -> str:
+    return f"Generated tests for #{request.pr_number}"
+
+
+def proposal_body(request: RunRequest, branch: str, paths: list[str], summary: str, job_url: str) -> str:
+    """The agent's summary, then how the tests were made and what merging does, within GitHub's body limit."""
+    listing = "\n".join(f"- `{path}`" for path in paths[:LISTED_FILES])
+    if len(paths) > LISTED_FILES:
+        listing += f"\n- … and {len(paths) - LISTED_FILES} more"
+    how = (f"\n\n---\n\n**How this was made.** Asked for with `/aqe generate-tests` on #{request.pr_number}: AQE's "
+           f"test-generation agent wrote these tests for its head commit {request.head_sha}, and AQE committed them "
+           f"on top of that commit, on `{branch}` ([job]({job_url})).\n\n{listing}\n\nMerging this pull request adds "
+           f"them to `{request.head_ref}`; review them like any other code. Commenting `/aqe generate-tests` again "
+           "replaces this branch with a new generation.")
+    return render.truncate(summary, render.GITHUB_COMMENT_LIMIT - len(how), job_url) + how
+
+
+def is_existing_ref(exc: BadRequest) -> bool:
+    return exc.status_code == 422 and "Reference already exists" in str(exc)
+
+
+def is_existing_pull(exc: BadRequest) -> bool:
+    return exc.status_code == 422 and "A pull request already exists" in str(exc)
 
 
 class GitHubReporter:
@@ -125,6 +207,66 @@ class GitHubReporter:
         for agent in self.refs:
             if agent not in self.finished:
                 await self._patch_run(agent, {"status": "queued", "output": output})
+
+    async def propose_tests(self, request: RunRequest, files: dict[str, bytes], summary: str) -> str | None:
+        """Commit `files` on top of the pull request's head (Git Data API) on `aqe/generated-tests/pr-N`, and open
+        (or update) a pull request from there into the head branch. Its URL, or None for a fork's pull request."""
+        reason = why_tests_cannot_be_proposed(request)
+        if reason is not None:
+            log.info("job %s: generated tests not proposed as a pull request: %s", self.job_id, reason)
+            return None
+        kept = checked_files(files)
+        assert request.pr_number is not None and request.head_ref is not None  # why_tests_cannot_be_proposed
+        branch = generated_tests_branch(request.pr_number)
+        head = await self.gh.getitem(f"/repos/{self.repo}/git/commits/{request.head_sha}", oauth_token=self.token)
+        entries = [await self._tree_entry(path, content) for path, content in kept.items()]
+        tree = await self.gh.post(f"/repos/{self.repo}/git/trees", oauth_token=self.token,
+                                  data={"base_tree": head["tree"]["sha"], "tree": entries})
+        commit = await self.gh.post(f"/repos/{self.repo}/git/commits", oauth_token=self.token, data={
+            "message": proposal_commit_message(request, len(kept)), "tree": tree["sha"], "parents": [request.head_sha]})
+        await self._set_branch(branch, commit["sha"])
+        body = proposal_body(request, branch, list(kept), summary, self.job_url)
+        url = await self._open_pull(branch, request.head_ref, proposal_title(request), body)
+        log.info("job %s: %d generated test files proposed in %s", self.job_id, len(kept), url)
+        return url
+
+    async def _tree_entry(self, path: str, content: bytes) -> dict[str, str]:
+        entry = {"path": path, "mode": "100644", "type": "blob"}
+        text = utf8_text(content)
+        if text is not None:
+            return {**entry, "content": text}
+        blob = await self.gh.post(f"/repos/{self.repo}/git/blobs", oauth_token=self.token,
+                                  data={"content": base64.b64encode(content).decode("ascii"), "encoding": "base64"})
+        return {**entry, "sha": blob["sha"]}
+
+    async def _set_branch(self, branch: str, sha: str) -> None:
+        """Create the branch, or move it (forced: it holds only AQE's previous generation) when it exists."""
+        try:
+            await self.gh.post(f"/repos/{self.repo}/git/refs", oauth_token=self.token,
+                               data={"ref": f"refs/heads/{branch}", "sha": sha})
+        except BadRequest as exc:
+            if not is_existing_ref(exc):
+                raise
+            await self.gh.patch(f"/repos/{self.repo}/git/refs/heads/{branch}", oauth_token=self.token,
+                                data={"sha": sha, "force": True})
+
+    async def _open_pull(self, branch: str, base: str, title: str, body: str) -> str:
+        """The URL of the new pull request, or of the open one from `branch` into `base` (its body updated)."""
+        try:
+            pull = await self.gh.post(f"/repos/{self.repo}/pulls", oauth_token=self.token,
+                                      data={"title": title, "head": branch, "base": base, "body": body})
+            return str(pull["html_url"])
+        except BadRequest as exc:
+            if not is_existing_pull(exc):
+                raise
+        owner = self.repo.split("/", 1)[0]
+        query = urlencode({"head": f"{owner}:{branch}", "base": base, "state": "open"})
+        found = await self.gh.getitem(f"/repos/{self.repo}/pulls?{query}", oauth_token=self.token)
+        if not found:
+            raise RuntimeError(f"GitHub says a pull request from {branch} into {base} exists, but lists none open")
+        await self.gh.patch(f"/repos/{self.repo}/pulls/{found[0]['number']}", oauth_token=self.token,
+                            data={"body": body})
+        return str(found[0]["html_url"])
 
     async def summarise(self, record: JobRecord, extra_prs: set[int]) -> None:
         numbers = sorted(({record.request.pr_number} if record.request.pr_number else set()) | extra_prs)

@@ -21,6 +21,8 @@ ZERO_SHA = "0" * 40
 PR_ACTIONS = frozenset({"opened", "synchronize", "reopened", "ready_for_review"})
 TRUSTED_ASSOCIATIONS = frozenset({"OWNER", "MEMBER", "COLLABORATOR"})
 RUN_COMMAND = "/aqe run"
+GENERATE_TESTS_COMMAND = "/aqe generate-tests"
+COMMANDS = (RUN_COMMAND, GENERATE_TESTS_COMMAND)
 
 
 def matching_secret_index(body: bytes, signature: str | None, secrets: Sequence[str]) -> int:
@@ -83,8 +85,9 @@ def _is_own(sender: p.User, app_slug: str) -> bool:
 
 def _request(repo: p.Repo, installation: p.Installation | None, sender: p.User, delivery: Delivery,
              trigger: str, **fields: object) -> RunRequest:
+    fields = {"agents": [], **fields}  # no agents: what `.aqe.yml` says, once the worker has read it
     return RunRequest(forge="github", repo=repo.full_name, clone_url=repo.clone_url, trigger=trigger,
-                      agents=[], installation_id=installation.id if installation else None,
+                      installation_id=installation.id if installation else None,
                       delivery_id=delivery.delivery_id, sender=sender.login, **fields)  # type: ignore[arg-type]
 
 
@@ -161,6 +164,24 @@ def _check_run(ev: p.CheckRunEvent, d: Delivery) -> Decision:
     return Decision(runs=[run], action=ev.action)
 
 
+def command_of(body: str) -> str | None:
+    """The AQE command a comment starts with (its first two words, e.g. "/aqe run"), or None.
+
+    Whole words only: "/aqe runner" is no command, and words after the command ("/aqe run please") are allowed.
+    """
+    words = body.strip().split("\n", 1)[0].split()
+    command = " ".join(words[:2])
+    return command if command in COMMANDS else None
+
+
+def command_fields(command: str) -> dict[str, object]:
+    """What a command asks for, beyond "run now on the pull request's head"."""
+    if command == GENERATE_TESTS_COMMAND:
+        # the tests run first: they set up the environment (`tests.setup`) the generated tests are validated in
+        return {"agents": ["tests", "test-generation"], "propose_tests": True}
+    return {}
+
+
 def _issue_comment(ev: p.IssueCommentEvent, d: Delivery) -> Decision:
     if ev.action != "created":
         return Decision.ignore(f"issue_comment action '{ev.action}' starts no analysis", action=ev.action)
@@ -168,14 +189,16 @@ def _issue_comment(ev: p.IssueCommentEvent, d: Delivery) -> Decision:
         return Decision.ignore("comment on an issue, not a pull request", action=ev.action)
     if ev.sender.type == "Bot":
         return Decision.ignore("comment written by a bot", action=ev.action)
-    if not ev.comment.body.lstrip().startswith(RUN_COMMAND):
-        return Decision.ignore(f"comment does not start with '{RUN_COMMAND}'", action=ev.action)
+    command = command_of(ev.comment.body)
+    if command is None:
+        return Decision.ignore(f"comment does not start with '{RUN_COMMAND}' or '{GENERATE_TESTS_COMMAND}'",
+                               action=ev.action)
     if ev.comment.author_association not in TRUSTED_ASSOCIATIONS:
-        return Decision.ignore(f"'{RUN_COMMAND}' needs an owner, member or collaborator "
+        return Decision.ignore(f"'{command}' needs an owner, member or collaborator "
                                f"(author is {ev.comment.author_association})", action=ev.action)
     # The head sha is not in this payload; the worker asks GitHub for the pull request.
     run = _request(ev.repository, ev.installation, ev.sender, d, "issue_comment.created", head_sha="",
-                   pr_number=ev.issue.number, trusted=True)
+                   pr_number=ev.issue.number, trusted=True, **command_fields(command))
     return Decision(runs=[run], action=ev.action)
 
 

@@ -19,7 +19,7 @@ import msgspec
 import pytest
 
 from jobs.forges.base import Decision, Delivery, WebhookError
-from jobs.forges.github.webhook import MAX_BODY_BYTES, decide, matching_secret_index, verify
+from jobs.forges.github.webhook import MAX_BODY_BYTES, command_of, decide, matching_secret_index, verify
 from jobs.model import RunRequest
 
 FIXTURES = Path(__file__).resolve().parents[3] / "fixtures" / "github"
@@ -47,7 +47,7 @@ ALL_FIXTURES = {
     "check_suite.requested", "check_suite.requested.nopr", "check_suite.rerequested", "check_suite.completed",
     "check_run.rerequested", "check_run.created", "check_run.requested_action",
     "issue_comment.created.run", "issue_comment.created.none", "issue_comment.created.issue",
-    "issue_comment.created.bot", "issue_comment.created.chatter",
+    "issue_comment.created.bot", "issue_comment.created.chatter", "issue_comment.created.generate",
     "installation.created", "installation_repositories.added", "ping",
 }
 
@@ -313,6 +313,9 @@ RUNS: dict[str, dict[str, object]] = {
         trigger="check_run.rerequested", sender="bob-reviewer"),
     "issue_comment.created.run": dict(
         head_sha="", pr_number=42, trusted=True, trigger="issue_comment.created", sender="carol-ops"),
+    "issue_comment.created.generate": dict(
+        head_sha="", pr_number=42, trusted=True, trigger="issue_comment.created", sender="carol-ops",
+        agents=["tests", "test-generation"], propose_tests=True),
 }
 
 
@@ -324,7 +327,9 @@ def test_decide_starts_exactly_this_run(name: str) -> None:
     assert decision.repo == REPO
     assert decision.runs == [expected(name, **RUNS[name])]
     run = decision.runs[0]
-    assert run.agents == []  # "as .aqe.yml says for this event": the worker decides after reading it
+    # [] is "as .aqe.yml says for this event" (the worker decides after reading it); only a command names agents.
+    assert run.agents == RUNS[name].get("agents", [])
+    assert run.propose_tests is (name == "issue_comment.created.generate")
     assert run.delivery_id == delivery_id_for(name)
 
 
@@ -393,6 +398,87 @@ def test_issue_comment_ignored_reasons_are_the_specific_ones() -> None:
     assert "sent by this app" in (decision_for("issue_comment.created.bot").ignored or "")
     assert "NONE" in (decision_for("issue_comment.created.none").ignored or "")
     assert "not a pull request" in (decision_for("issue_comment.created.issue").ignored or "")
+
+
+# ------------------------------------------------------------------------------------------------ comment commands
+@pytest.mark.parametrize(("body", "command"), [
+    ("/aqe run", "/aqe run"),
+    ("/aqe run please", "/aqe run"),
+    ("  /aqe run\r\n\nthanks!", "/aqe run"),
+    ("/aqe  run", "/aqe run"),
+    ("/aqe generate-tests", "/aqe generate-tests"),
+    ("/aqe generate-tests for the retry module", "/aqe generate-tests"),
+    ("\n/aqe generate-tests\n", "/aqe generate-tests"),
+    ("/aqe runner", None),
+    ("/aqe run-tests", None),
+    ("/aqe generate-testsuite", None),
+    ("/aqe generate", None),
+    ("/aqe", None),
+    ("", None),
+    ("please /aqe run", None),
+    ("looks good\n/aqe generate-tests", None),
+    ("/aqe\nrun", None),
+])
+def test_command_is_the_first_two_words_of_the_first_line(body: str, command: str | None) -> None:
+    assert command_of(body) == command
+
+
+def _comment(body: str, association: str = "MEMBER", sender_type: str = "User"):
+    def change(p: dict) -> None:
+        p["comment"]["body"], p["comment"]["author_association"] = body, association
+        p["sender"]["type"] = p["comment"]["user"]["type"] = sender_type
+    return change
+
+
+def _decide_comment(body: str, **kwargs: str) -> Decision:
+    name = "issue_comment.created.generate"
+    return decide(deliver(name, body=mutated(name, _comment(body, **kwargs))))
+
+
+@pytest.mark.parametrize("association", ["OWNER", "MEMBER", "COLLABORATOR"])
+def test_generate_tests_from_a_maintainer_asks_for_test_generation_and_a_pull_request(association: str) -> None:
+    (run,) = _decide_comment("/aqe generate-tests for retry.py", association=association).runs
+    assert run == expected("issue_comment.created.generate", **RUNS["issue_comment.created.generate"])
+
+
+@pytest.mark.parametrize("association", ["CONTRIBUTOR", "FIRST_TIME_CONTRIBUTOR", "FIRST_TIMER", "MANNEQUIN", "NONE"])
+def test_generate_tests_from_anyone_else_is_ignored(association: str) -> None:
+    decision = _decide_comment("/aqe generate-tests", association=association)
+    assert decision.runs == []
+    assert decision.ignored == (f"'/aqe generate-tests' needs an owner, member or collaborator (author is "
+                                f"{association})")
+
+
+def test_generate_tests_from_another_bot_is_ignored() -> None:
+    decision = _decide_comment("/aqe generate-tests", sender_type="Bot")
+    assert decision.runs == [] and decision.ignored == "comment written by a bot"
+
+
+def test_generate_tests_on_an_issue_is_ignored() -> None:
+    def on_issue(p: dict) -> None:
+        _comment("/aqe generate-tests")(p)
+        del p["issue"]["pull_request"]
+    name = "issue_comment.created.generate"
+    decision = decide(deliver(name, body=mutated(name, on_issue)))
+    assert decision.runs == [] and decision.ignored == "comment on an issue, not a pull request"
+
+
+def test_run_and_generate_tests_do_not_match_each_other() -> None:
+    (run,) = _decide_comment("/aqe run").runs
+    assert run.agents == [] and run.propose_tests is False and run.trusted
+    (generate,) = _decide_comment("/aqe generate-tests").runs
+    assert generate.agents == ["tests", "test-generation"] and generate.propose_tests is True
+    for body in ("/aqe runner", "/aqe generate-testsuite", "/aqe help"):
+        decision = _decide_comment(body)
+        assert decision.runs == [], body
+        assert "'/aqe run' or '/aqe generate-tests'" in (decision.ignored or ""), decision.ignored
+
+
+def test_dedupe_key_of_generate_tests_differs_from_aqe_run() -> None:
+    (generate,) = decision_for("issue_comment.created.generate").runs
+    (run,) = decision_for("issue_comment.created.run").runs
+    assert generate.dedupe_key() == f"github:{REPO}:pr42:analyse:test-generation,tests"
+    assert generate.dedupe_key() != run.dedupe_key()
 
 
 # ------------------------------------------------------------------------------------------------ installations
