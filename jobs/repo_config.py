@@ -12,6 +12,7 @@ from jobs.coverage.config import CoverageConfig
 from jobs.gate.config import GateConfig
 from jobs.model import ALL_AGENTS, PULL_REQUEST_AGENTS, PUSH_AGENTS
 from jobs.quality.config import QualityConfig
+from jobs.security.config import SecurityConfig
 
 CONFIG_PATHS = (".aqe.yml", ".github/aqe.yml")
 
@@ -70,6 +71,7 @@ class RepoConfig(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     tests: TestsConfig = msgspec.field(default_factory=TestsConfig)
     coverage: CoverageConfig = msgspec.field(default_factory=CoverageConfig)
     quality: QualityConfig = msgspec.field(default_factory=QualityConfig)
+    security: SecurityConfig = msgspec.field(default_factory=SecurityConfig)
     quality_gate: GateConfig = msgspec.field(default_factory=GateConfig)
     pull_requests: PullRequestsConfig = msgspec.field(default_factory=PullRequestsConfig)
     reporting: ReportingConfig = msgspec.field(default_factory=ReportingConfig)
@@ -91,7 +93,7 @@ class ConfigError(ValueError):
 def _normalise(raw: Any) -> Any:
     """Accept a single string where a list of strings is expected (`setup: make deps`)."""
     lists = {"tests": ("setup", "junit", "coverage"), "coverage": ("reports",), "quality": ("exclude",),
-             "agents": ("pull_request", "push")}
+             "agents": ("pull_request", "push"), "security": ("scanners", "ignore_paths", "ignore_rules", "sast_exclude")}
     for section, keys in lists.items():
         if isinstance(raw, dict) and isinstance(raw.get(section), dict):
             for key in keys:

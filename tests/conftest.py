@@ -14,6 +14,9 @@ from redis.asyncio import Redis
 from jobs.redis_server import EmbeddedRedis
 from jobs.settings import Settings, load_settings
 
+# sample projects the tests analyse; their own tests are data here, not ours to collect
+collect_ignore_glob = ["fixtures/*", "jobs/*/fixtures/*"]
+
 WEBHOOK_SECRET = "test-webhook-secret"
 APP_ID = 424242
 

@@ -6,11 +6,13 @@ from jobs.agents.base import Agent
 from jobs.agents.coverage import CoverageAgent
 from jobs.agents.gate import GateAgent
 from jobs.agents.quality import QualityAgent
+from jobs.agents.security import SecurityAgent
 from jobs.agents.tests import TestsAgent
 
 AGENTS: dict[str, Agent] = {
     "tests": TestsAgent(),
     "coverage": CoverageAgent(),
     "quality": QualityAgent(),
+    "security": SecurityAgent(),
     "quality-gate": GateAgent(),
 }

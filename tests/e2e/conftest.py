@@ -20,11 +20,13 @@ import redis as redis_sync
 
 from tests.conftest import APP_ID, WEBHOOK_SECRET
 from tests.fakes.github import FakeGitHub
+from tests.fakes.osv import FakeOSV, load_records
 from tests.fakes.processes import free_port, wait_ready
 
 REPO = "acme/widgets"
 INSTALLATION_ID = 2311213
 FIXTURES = Path(__file__).parents[1] / "fixtures" / "github"
+OSV_RECORDS = Path(__file__).parents[1] / "jobs" / "security" / "fixtures" / "osv"  # copies of real records
 ROOT = Path(__file__).parents[2]
 
 
@@ -94,6 +96,7 @@ class Stack:
     repo: SampleRepo
     env: dict[str, str]
     redis_url: str
+    osv: FakeOSV
     processes: list[subprocess.Popen[bytes]] = field(default_factory=list)
 
     def deliver(self, event: str, payload: dict[str, Any], *, delivery: str | None = None,
@@ -132,15 +135,17 @@ def stack(tmp_path: Path, redis_url: str, private_key_file: Path, rsa_key_pair: 
     fake.start()
     fake.add_repo(REPO, repo.path)
     fake.install(INSTALLATION_ID, [REPO])
+    osv = FakeOSV(load_records(OSV_RECORDS))
+    osv.start()
     port = free_port()
     env = {"PATH": os.environ["PATH"], "HOME": str(tmp_path), "REDIS_URL": redis_url, "GITHUB_APP_ID": str(APP_ID),
            "GITHUB_PRIVATE_KEY_PATH": str(private_key_file), "GITHUB_WEBHOOK_SECRET": f"old-secret,{WEBHOOK_SECRET}",
            "GITHUB_API_URL": fake.url, "AQE_PUBLIC_URL": f"http://127.0.0.1:{port}", "PORT": str(port),
-           "AQE_DATA_DIR": str(tmp_path / "data"), "AQE_LOG_LEVEL": "INFO",
+           "AQE_DATA_DIR": str(tmp_path / "data"), "AQE_LOG_LEVEL": "INFO", "AQE_OSV_URL": osv.url,
            # secrets of the worker's own environment that must never reach the code under test
            "AQE_JWT_SECRET": "jwt-secret-never-in-tests"}
     log = open(tmp_path / "stack.log", "wb")
-    st = Stack(f"http://127.0.0.1:{port}", fake, repo, env, redis_url)
+    st = Stack(f"http://127.0.0.1:{port}", fake, repo, env, redis_url, osv)
     for role in (["web", "--host", "127.0.0.1"], ["worker"]):
         st.processes.append(subprocess.Popen([sys.executable, "-m", "app.cli", *role], env=env, cwd=ROOT,
                                              stdout=log, stderr=subprocess.STDOUT))
@@ -156,5 +161,6 @@ def stack(tmp_path: Path, redis_url: str, private_key_file: Path, rsa_key_pair: 
             except subprocess.TimeoutExpired:
                 proc.kill()
         fake.stop()
+        osv.stop()
         log.close()
         sys.stdout.write((tmp_path / "stack.log").read_text(errors="replace")[-6000:])
