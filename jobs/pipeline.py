@@ -211,7 +211,7 @@ class JobRun:
         except ConfigError as exc:
             await self._config_failed(exc)
             return
-        self.record.agents = [a for a in (req.agents or config.agents.for_event(req.is_pull_request)) if a in AGENTS]  # TEMP
+        self.record.agents = req.agents or config.agents_for(req.is_pull_request)
         await self._begin(self.record.agents)
         await self.tracker.step("diff", 18)
         changed = await self._changed_lines(auth)

@@ -11,6 +11,7 @@ import yaml
 from jobs.coverage.config import CoverageConfig
 from jobs.gate.config import GateConfig
 from jobs.model import ALL_AGENTS, PULL_REQUEST_AGENTS, PUSH_AGENTS
+from jobs.performance.config import PerformanceConfig, runs_on
 from jobs.quality.config import QualityConfig
 from jobs.security.config import SecurityConfig
 
@@ -72,9 +73,15 @@ class RepoConfig(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     coverage: CoverageConfig = msgspec.field(default_factory=CoverageConfig)
     quality: QualityConfig = msgspec.field(default_factory=QualityConfig)
     security: SecurityConfig = msgspec.field(default_factory=SecurityConfig)
+    performance: PerformanceConfig = msgspec.field(default_factory=PerformanceConfig)
     quality_gate: GateConfig = msgspec.field(default_factory=GateConfig)
     pull_requests: PullRequestsConfig = msgspec.field(default_factory=PullRequestsConfig)
     reporting: ReportingConfig = msgspec.field(default_factory=ReportingConfig)
+
+    def agents_for(self, pull_request: bool) -> list[str]:
+        """The agents that run for this event: `agents`, less a load test its `run_on` keeps off it."""
+        return [name for name in self.agents.for_event(pull_request)
+                if name != "performance" or runs_on(self.performance, pull_request)]
 
     def section(self, agent: str) -> Any:
         """The agent's own section ("quality-gate" -> `quality_gate`), or None when it has none."""
@@ -93,7 +100,8 @@ class ConfigError(ValueError):
 def _normalise(raw: Any) -> Any:
     """Accept a single string where a list of strings is expected (`setup: make deps`)."""
     lists = {"tests": ("setup", "junit", "coverage"), "coverage": ("reports",), "quality": ("exclude",),
-             "agents": ("pull_request", "push"), "security": ("scanners", "ignore_paths", "ignore_rules", "sast_exclude")}
+             "agents": ("pull_request", "push"), "security": ("scanners", "ignore_paths", "ignore_rules", "sast_exclude"),
+             "performance": ("thresholds",)}
     for section, keys in lists.items():
         if isinstance(raw, dict) and isinstance(raw.get(section), dict):
             for key in keys:

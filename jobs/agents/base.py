@@ -34,6 +34,10 @@ class AgentOptions:
     performance_target: str | None = None  # a target URL given by an API request; wins over `.aqe.yml`
     http_timeout_s: float = 10.0  # for calls agents make to outside services (OSV, LLM)
 
+    def __repr__(self) -> str:  # a target URL may carry credentials
+        target = "***" if self.performance_target else None
+        return f"AgentOptions(osv_url={self.osv_url!r}, llm={self.llm!r}, performance_target={target})"
+
 
 @dataclass
 class Workspace:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from jobs.agents.base import Agent
 from jobs.agents.coverage import CoverageAgent
 from jobs.agents.gate import GateAgent
+from jobs.agents.performance import PerformanceAgent
 from jobs.agents.quality import QualityAgent
 from jobs.agents.security import SecurityAgent
 from jobs.agents.tests import TestsAgent
@@ -14,5 +15,6 @@ AGENTS: dict[str, Agent] = {
     "coverage": CoverageAgent(),
     "quality": QualityAgent(),
     "security": SecurityAgent(),
+    "performance": PerformanceAgent(),
     "quality-gate": GateAgent(),
 }

@@ -1,0 +1,112 @@
+"""Every agent, end to end through the real pipeline, on a pull request with one planted issue per agent.
+
+The sample project is `tests/fixtures/planted` (its README lists what is planted where). Web and worker
+run as real processes, GitHub and OSV are fakes on loopback, the tests really run; the findings and
+figures asserted here are exact.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+from typing import Any
+
+import redis as redis_sync
+
+from jobs.model import PULL_REQUEST_AGENTS
+from tests.e2e.conftest import REPO, Stack, git
+
+PLANTED = Path(__file__).parents[1] / "fixtures" / "planted"
+PR_NUMBER = 30
+AWS_KEY = "AKIAZ7Q4N2XK8VR3LM5T"  # made up, planted in shop/settings.py
+
+
+def _copy_tree(source: Path, dest: Path) -> None:
+    for path in source.rglob("*"):
+        if path.is_file():
+            target = dest / path.relative_to(source)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(path, target)
+
+
+def plant(stack: Stack, aqe_yml: str | None = None) -> tuple[str, str]:
+    """main = the clean shop project; a branch with the planted issues; the PR between them. (base, head)"""
+    repo = stack.repo
+    git(repo.path, "checkout", "-q", "main")
+    git(repo.path, "rm", "-r", "-q", ".")
+    _copy_tree(PLANTED / "main", repo.path)
+    if aqe_yml is not None:
+        repo.write(".aqe.yml", aqe_yml)
+    base = repo.commit("the shop project")
+    repo.branch("planted")
+    _copy_tree(PLANTED / "pr", repo.path)
+    head = repo.commit("coupons, shipping rates, reports, backups")
+    stack.fake.update_repo(REPO, repo.path)
+    stack.fake.add_pull(REPO, PR_NUMBER, head_sha=head, base_sha=base, head_ref="planted", source_repo=repo.path)
+    return base, head
+
+
+def _annotations(run: dict[str, Any]) -> list[tuple[str, int, int, str, str]]:
+    return sorted((a["path"], a["start_line"], a["end_line"], a["annotation_level"], a.get("title", ""))
+                  for a in run["annotations"])
+
+
+def test_every_agent_finds_its_planted_issue(stack: Stack) -> None:
+    base, head = plant(stack)
+    payload = stack.pull_request_payload("opened", PR_NUMBER, head, base, "planted")
+    job_id = stack.deliver("pull_request", payload).json()["job_ids"][0]
+    runs = stack.checks_when_done(head, timeout=240)
+    assert set(runs) == {f"aqe/{name}" for name in PULL_REQUEST_AGENTS}
+    verdicts = {name: (run["conclusion"], run["output"]["title"]) for name, run in runs.items()}
+
+    assert verdicts["aqe/tests"] == ("failure", "1 failed, 3 passed")
+    assert _annotations(runs["aqe/tests"]) == [
+        ("tests/test_pricing.py", 14, 14, "failure", "tests.test_pricing.test_discount_is_capped")]
+
+    # coverage.py measures what the tests import: apply_coupon's body (5 of its 6 statements) and the new test
+    assert verdicts["aqe/coverage"] == ("failure", "Patch 37.5 % · total 76.3 %")
+    assert _annotations(runs["aqe/coverage"]) == [("shop/pricing.py", 11, 15, "warning", "Not covered by tests")]
+
+    assert verdicts["aqe/quality"] == ("failure", "1 function over CCN 15; 19.2 % duplication on new code")
+    assert _annotations(runs["aqe/quality"]) == [
+        ("shop/report.py", 1, 10, "warning", "Duplicated block (83 tokens)"),  # export.format_rows, names changed
+        ("shop/rules.py", 1, 31, "warning", "Cyclomatic complexity 17 > 15"),
+    ]
+
+    assert verdicts["aqe/security"] == ("failure", "5 new security issues (3 high, 1 medium, 1 low)")
+    assert _annotations(runs["aqe/security"]) == [
+        ("requirements.txt", 3, 3, "failure", "GHSA-x84v-xcm2-53pg: requests 2.19.0 (fixed in 2.20.0)"),
+        ("requirements.txt", 3, 3, "warning", "GHSA-j8r2-6x86-q33q: requests 2.19.0 (fixed in 2.31.0)"),
+        ("shop/backup.py", 1, 1, "notice",
+         "B404: Consider possible security implications associated with the subprocess module"),
+        ("shop/backup.py", 5, 5, "failure", "B602: subprocess call with shell=True"),
+        ("shop/settings.py", 2, 2, "failure", "AWS Access Key"),
+    ]
+    assert [c.json["queries"] for c in stack.osv.calls_to("/v1/querybatch")] == [[
+        {"package": {"name": "certifi", "ecosystem": "PyPI"}, "version": "2024.7.4"},
+        {"package": {"name": "requests", "ecosystem": "PyPI"}, "version": "2.19.0"}]]
+
+    gate = runs["aqe/quality-gate"]
+    assert verdicts["aqe/quality-gate"] == ("failure", "Quality gate failed: 5 of 5 conditions (Tests pass, Coverage "
+                                            "on new code, New high/critical security issues, Complexity of changed "
+                                            "functions, Duplication on new code)")
+    for row in ("| Tests pass | 1 failed of 4 | 0 failed | ❌ failed |",
+                "| Coverage on new code | 37.5 % | ≥ 80.0 % | ❌ failed |",
+                "| New high/critical security issues | 3 | 0 | ❌ failed |",
+                "| Complexity of changed functions | max 17 (1 over) | CCN ≤ 15 | ❌ failed |",
+                "| Duplication on new code | 19.2 % | ≤ 3.0 % | ❌ failed |"):
+        assert row in gate["output"]["summary"], gate["output"]["summary"]
+
+    stack.fake.wait_for(lambda f: "quality-gate" in next(iter(f.comments.values()), {}).get("body", ""))
+    [comment] = stack.fake.comments.values()
+    body = comment["body"]
+    for name, run in runs.items():
+        assert f"[`{name}`]({stack.fake.url}/{REPO}/runs/{run['id']})" in body
+    assert "#### Quality gate: ❌ failure" in body and "| Tests pass | 1 failed of 4 |" in body
+
+    # the planted key: found by type and place, its value nowhere
+    record = redis_sync.Redis.from_url(stack.redis_url).get(f"aqe:job:{job_id}")
+    log = (Path(stack.env["AQE_DATA_DIR"]).parent / "stack.log").read_text()
+    everything = json.dumps([stack.fake.check_runs, stack.fake.comments]) + record.decode() + log
+    assert AWS_KEY not in everything and AWS_KEY[-10:] not in everything
