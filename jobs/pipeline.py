@@ -143,6 +143,11 @@ def policy_result(agent: str, record: JobRecord, config: RepoConfig) -> AgentRes
         return AgentResult(agent=agent, conclusion="skipped", title="Draft pull request",
                            summary="Draft pull requests are not analysed. Mark it ready for review, comment "
                                    "`/aqe run`, or set `pull_requests.drafts: true` in `.aqe.yml`.")
+    if agent == "test-generation" and req.fork and not req.trusted and not config.tests.forks:
+        return AgentResult(agent=agent, conclusion="neutral", title="Code of a fork is not run automatically",
+                           summary="Generating tests imports and runs this pull request's code, which comes from a "
+                                   "fork. A maintainer can comment `/aqe run` to approve it, or the base branch's "
+                                   "`.aqe.yml` can set `tests.forks: true`.")
     if agent == "tests" and req.fork and not req.trusted and not config.tests.forks:
         return AgentResult(agent=agent, conclusion="neutral", title="Tests of a fork are not run automatically",
                            summary="This pull request comes from a fork, so its code is not run without approval. "

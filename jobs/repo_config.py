@@ -14,6 +14,7 @@ from jobs.model import ALL_AGENTS, PULL_REQUEST_AGENTS, PUSH_AGENTS
 from jobs.performance.config import PerformanceConfig, runs_on
 from jobs.quality.config import QualityConfig
 from jobs.security.config import SecurityConfig
+from jobs.testgen.config import TestGenerationConfig
 
 CONFIG_PATHS = (".aqe.yml", ".github/aqe.yml")
 
@@ -73,6 +74,7 @@ class RepoConfig(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     coverage: CoverageConfig = msgspec.field(default_factory=CoverageConfig)
     quality: QualityConfig = msgspec.field(default_factory=QualityConfig)
     security: SecurityConfig = msgspec.field(default_factory=SecurityConfig)
+    test_generation: TestGenerationConfig = msgspec.field(default_factory=TestGenerationConfig)
     performance: PerformanceConfig = msgspec.field(default_factory=PerformanceConfig)
     quality_gate: GateConfig = msgspec.field(default_factory=GateConfig)
     pull_requests: PullRequestsConfig = msgspec.field(default_factory=PullRequestsConfig)
@@ -101,7 +103,7 @@ def _normalise(raw: Any) -> Any:
     """Accept a single string where a list of strings is expected (`setup: make deps`)."""
     lists = {"tests": ("setup", "junit", "coverage"), "coverage": ("reports",), "quality": ("exclude",),
              "agents": ("pull_request", "push"), "security": ("scanners", "ignore_paths", "ignore_rules", "sast_exclude"),
-             "performance": ("thresholds",)}
+             "performance": ("thresholds",), "test_generation": ("exclude",)}
     for section, keys in lists.items():
         if isinstance(raw, dict) and isinstance(raw.get(section), dict):
             for key in keys:

@@ -20,6 +20,7 @@ class LlmOptions:
     url: str  # base URL, e.g. "https://api.openai.com/v1"; requests go to f"{url}/chat/completions"
     model: str
     api_key: str | None = None  # sent as a Bearer token; never logged, never given to code under test
+    timeout_s: float = 120.0  # a completion takes longer than an API lookup
 
     def __repr__(self) -> str:  # keep the key out of logs and tracebacks
         return f"LlmOptions(url={self.url!r}, model={self.model!r}, api_key={'***' if self.api_key else None})"

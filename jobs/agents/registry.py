@@ -8,6 +8,7 @@ from jobs.agents.gate import GateAgent
 from jobs.agents.performance import PerformanceAgent
 from jobs.agents.quality import QualityAgent
 from jobs.agents.security import SecurityAgent
+from jobs.agents.testgen import TestGenerationAgent
 from jobs.agents.tests import TestsAgent
 
 AGENTS: dict[str, Agent] = {
@@ -15,6 +16,7 @@ AGENTS: dict[str, Agent] = {
     "coverage": CoverageAgent(),
     "quality": QualityAgent(),
     "security": SecurityAgent(),
+    "test-generation": TestGenerationAgent(),
     "performance": PerformanceAgent(),
     "quality-gate": GateAgent(),
 }

@@ -9,13 +9,17 @@ from __future__ import annotations
 
 import json
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
+import httpx
 import redis as redis_sync
 
 from jobs.model import PULL_REQUEST_AGENTS
 from tests.e2e.conftest import REPO, Stack, git
+from tests.fakes.target import FakeTarget
 
 PLANTED = Path(__file__).parents[1] / "fixtures" / "planted"
 PR_NUMBER = 30
@@ -52,8 +56,30 @@ def _annotations(run: dict[str, Any]) -> list[tuple[str, int, int, str, str]]:
                   for a in run["annotations"])
 
 
+AQE_YML = """\
+performance:
+  target_url: {target}/fast
+  virtual_users: 2
+  duration: 1s
+  ramp_up: 0s
+  thresholds: ["p95 < 2s", "errors < 1%"]
+test_generation:
+  exclude: ["shop/backup.py"]  # it runs a shell command: not something to call with random input
+  max_examples: 20
+"""
+
+
 def test_every_agent_finds_its_planted_issue(stack: Stack) -> None:
-    base, head = plant(stack)
+    target = FakeTarget()
+    target.start()
+    try:
+        _every_agent_finds_its_planted_issue(stack, target)
+    finally:
+        target.stop()
+
+
+def _every_agent_finds_its_planted_issue(stack: Stack, target: FakeTarget) -> None:
+    base, head = plant(stack, AQE_YML.format(target=target.url))
     payload = stack.pull_request_payload("opened", PR_NUMBER, head, base, "planted")
     job_id = stack.deliver("pull_request", payload).json()["job_ids"][0]
     runs = stack.checks_when_done(head, timeout=240)
@@ -70,7 +96,7 @@ def test_every_agent_finds_its_planted_issue(stack: Stack) -> None:
 
     assert verdicts["aqe/quality"] == ("failure", "1 function over CCN 15; 19.2 % duplication on new code")
     assert _annotations(runs["aqe/quality"]) == [
-        ("shop/report.py", 1, 10, "warning", "Duplicated block (83 tokens)"),  # export.format_rows, names changed
+        ("shop/report.py", 1, 10, "warning", "Duplicated block (76 tokens)"),  # export.format_rows, names changed
         ("shop/rules.py", 1, 31, "warning", "Cyclomatic complexity 17 > 15"),
     ]
 
@@ -87,15 +113,35 @@ def test_every_agent_finds_its_planted_issue(stack: Stack) -> None:
         {"package": {"name": "certifi", "ecosystem": "PyPI"}, "version": "2024.7.4"},
         {"package": {"name": "requests", "ecosystem": "PyPI"}, "version": "2.19.0"}]]
 
+    # test generation: the changed public functions no test mentions; apply_coupon's tests pass and are kept
+    generation = runs["aqe/test-generation"]
+    assert verdicts["aqe/test-generation"] == (
+        "neutral", "1 likely bug found; generated 2 tests for 2 changed functions")
+    [bug] = generation["annotations"]
+    print("BUG", bug)
+    assert (bug["path"], bug["start_line"], bug["annotation_level"]) == ("shop/report.py", 1, "warning")
+    assert "KeyError" in bug["message"] and "entries=[{}]" in bug["message"], bug  # hypothesis' minimal example
+    for row in ("| `shipping_rate` | `shop/rules.py:1` | 31 | ghostwriter | ✅ 1 test kept |",
+                "| `apply_coupon` | `shop/pricing.py:10` | 6 | ghostwriter | ✅ 1 test kept |"):
+        assert row in generation["output"]["summary"]
+
+    performance = runs["aqe/performance"]
+    assert performance["conclusion"] == "success", performance["output"]
+    with target.lock:
+        served = target.requests
+    assert performance["output"]["title"].startswith("All 2 thresholds passed: p95 ")
+    assert f"| {served:,} | " in performance["output"]["summary"]  # every request the target served, counted
+
     gate = runs["aqe/quality-gate"]
-    assert verdicts["aqe/quality-gate"] == ("failure", "Quality gate failed: 5 of 5 conditions (Tests pass, Coverage "
+    assert verdicts["aqe/quality-gate"] == ("failure", "Quality gate failed: 5 of 6 conditions (Tests pass, Coverage "
                                             "on new code, New high/critical security issues, Complexity of changed "
                                             "functions, Duplication on new code)")
     for row in ("| Tests pass | 1 failed of 4 | 0 failed | ❌ failed |",
                 "| Coverage on new code | 37.5 % | ≥ 80.0 % | ❌ failed |",
                 "| New high/critical security issues | 3 | 0 | ❌ failed |",
                 "| Complexity of changed functions | max 17 (1 over) | CCN ≤ 15 | ❌ failed |",
-                "| Duplication on new code | 19.2 % | ≤ 3.0 % | ❌ failed |"):
+                "| Duplication on new code | 19.2 % | ≤ 3.0 % | ❌ failed |",
+                "| Performance thresholds | p95 "):
         assert row in gate["output"]["summary"], gate["output"]["summary"]
 
     stack.fake.wait_for(lambda f: "quality-gate" in next(iter(f.comments.values()), {}).get("body", ""))
@@ -104,6 +150,18 @@ def test_every_agent_finds_its_planted_issue(stack: Stack) -> None:
     for name, run in runs.items():
         assert f"[`{name}`]({stack.fake.url}/{REPO}/runs/{run['id']})" in body
     assert "#### Quality gate: ❌ failure" in body and "| Tests pass | 1 failed of 4 |" in body
+
+    # the kept tests, as a patch on the job page, apply to the pull request's head and pass there
+    record = json.loads(redis_sync.Redis.from_url(stack.redis_url).get(f"aqe:job:{job_id}"))
+    assert record["artifacts"] == ["generated-tests.patch"]
+    patch = httpx.get(f"{runs['aqe/tests']['details_url'].replace('?', '/artifacts/generated-tests.patch?')}", timeout=5)
+    assert patch.status_code == 200
+    (stack.repo.path / "generated.patch").write_bytes(patch.content)
+    git(stack.repo.path, "apply", "generated.patch")
+    (stack.repo.path / "generated.patch").unlink()
+    ran = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "tests/generated"],
+                         cwd=stack.repo.path, capture_output=True, text=True, timeout=120)
+    assert ran.returncode == 0 and "2 passed" in ran.stdout, ran.stdout + ran.stderr
 
     # the planted key: found by type and place, its value nowhere
     record = redis_sync.Redis.from_url(stack.redis_url).get(f"aqe:job:{job_id}")

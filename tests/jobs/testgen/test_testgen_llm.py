@@ -1,0 +1,142 @@
+"""The LLM backend: prompts and answers (pure), and the client against a fake OpenAI-compatible server."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import httpx
+import pytest
+
+from jobs.agents.base import LlmOptions
+from jobs.testgen.llm import (
+    LlmClient,
+    LlmError,
+    Request,
+    answer_code,
+    first_code_block,
+    messages_for,
+    relative_import,
+    shown_url,
+)
+from jobs.testgen.targets import FunctionSpan, Target
+from tests.fakes.llm import FakeLLM, fenced
+
+KEY = "sk-test-fake-key"
+TEST = "from calc import add\n\n\ndef test_add():\n    assert add(1, 2) == 3\n"
+
+
+def target(path: str = "calc.py", qualname: str = "add", language: str = "python") -> Target:
+    span = FunctionSpan(qualname=qualname, def_line=1, start_line=1, end_line=2)
+    return Target(path, span, language, 2, "def add(a, b):\n    return a + b", module="calc")  # type: ignore[arg-type]
+
+
+@pytest.fixture
+def fake() -> Iterator[FakeLLM]:
+    with FakeLLM(api_key=KEY, reply=fenced(TEST)) as server:
+        yield server
+
+
+async def ask(fake: FakeLLM, key: str | None = KEY, timeout_s: float = 10.0) -> str:
+    async with httpx.AsyncClient() as http:
+        client = LlmClient(LlmOptions(fake.url, "gpt-test", key), http, timeout_s)
+        return await client.ask(messages_for(Request(target(), "pytest", "tests/generated/test_calc_add_llm.py")))
+
+
+def test_first_code_block() -> None:
+    assert first_code_block(fenced(TEST)) == TEST
+    assert first_code_block("```js\nit('a')\n```\n```py\nx\n```") == "it('a')\n"
+    assert first_code_block("~~~~\ncode\n~~~~") == "code\n"
+    assert first_code_block("no code here") is None
+    assert first_code_block("```\n\n```") is None
+
+
+def test_answers_that_are_not_completions() -> None:
+    with pytest.raises(LlmError, match="no `choices`"):
+        answer_code({"object": "error"})
+    with pytest.raises(LlmError, match=r"choices\[0\]\.message\.content"):
+        answer_code({"choices": [{"message": {"role": "assistant", "content": None}}]})
+    cut = {"choices": [{"message": {"content": "```python\nimport x"}, "finish_reason": "length"}]}
+    with pytest.raises(LlmError, match="cut off"):
+        answer_code(cut)
+
+
+def test_prompts_say_how_to_import() -> None:
+    python = messages_for(Request(target(), "pytest", "tests/generated/test_calc_add_llm.py"))
+    assert python[0]["role"] == "system" and "fenced code block" in python[0]["content"]
+    assert "`from calc import add`" in python[1]["content"] and "def add(a, b)" in python[1]["content"]
+    js = messages_for(Request(target("src/lib/math.ts", "sum", "javascript"), "vitest", "src/lib/math.aqe.test.ts"))
+    assert "from './math'" in js[1]["content"] and "from 'vitest'" in js[1]["content"]
+
+
+@pytest.mark.parametrize(
+    ("test_path", "source", "expected"),
+    [
+        ("src/math.aqe.test.js", "src/math.js", "./math"),
+        ("test/math.test.js", "src/lib/math.mjs", "../src/lib/math"),
+        ("math.test.ts", "math.ts", "./math"),
+    ],
+)
+def test_relative_import(test_path: str, source: str, expected: str) -> None:
+    assert relative_import(test_path, source) == expected
+
+
+def test_shown_url_drops_credentials() -> None:
+    assert shown_url("https://user:secret@llm.example/v1/chat/completions?key=1") == \
+        "https://llm.example/v1/chat/completions"  # fmt: skip
+
+
+async def test_a_completion_with_the_key_as_bearer_token(fake: FakeLLM) -> None:
+    assert await ask(fake) == TEST
+    [call] = fake.calls
+    assert call.path == "/v1/chat/completions" and call.authorization == f"Bearer {KEY}"
+    assert call.json["model"] == "gpt-test" and call.json["temperature"] == 0
+    assert [m["role"] for m in call.json["messages"]] == ["system", "user"]
+
+
+async def test_a_wrong_key_is_a_clear_fatal_error(fake: FakeLLM) -> None:
+    with pytest.raises(LlmError) as caught:
+        await ask(fake, key="sk-wrong-key")
+    assert caught.value.fatal
+    message = str(caught.value)
+    assert "refused the credentials (HTTP 401: Incorrect API key provided.)" in message
+    assert "AQE_LLM_API_KEY" in message and "sk-wrong-key" not in message and KEY not in message
+
+
+async def test_rate_limits_and_server_errors_are_retried_once(fake: FakeLLM) -> None:
+    fake.fail_next(1, 429)
+    assert await ask(fake) == TEST
+    fake.fail_next(2, 503)
+    with pytest.raises(LlmError, match=r"the LLM API failed \(HTTP 503: The engine is currently overloaded"):
+        await ask(fake)
+    fake.fail_next(2, 429)
+    with pytest.raises(LlmError, match="rate limiting"):
+        await ask(fake)
+    assert [c.status for c in fake.calls] == [429, 200, 503, 503, 429, 429]
+
+
+async def test_garbage_and_answers_without_code(fake: FakeLLM) -> None:
+    fake.garbage = True
+    with pytest.raises(LlmError, match="not JSON"):
+        await ask(fake)
+    fake.garbage = False
+    fake.reply = "I cannot help with that."
+    with pytest.raises(LlmError, match="no fenced code block"):
+        await ask(fake)
+
+
+async def test_a_slow_server_times_out(fake: FakeLLM) -> None:
+    fake.delay_s = 1.0
+    with pytest.raises(LlmError, match="did not answer within 0.3 s"):
+        await ask(fake, timeout_s=0.3)
+
+
+async def test_an_unreachable_server() -> None:
+    server = FakeLLM()
+    server.start()
+    url = server.url
+    server.stop()
+    async with httpx.AsyncClient() as http:
+        client = LlmClient(LlmOptions(url, "m", KEY), http, 2.0)
+        with pytest.raises(LlmError, match="cannot reach the LLM API at http://127.0.0.1") as caught:
+            await client.ask([{"role": "user", "content": "x"}])
+    assert caught.value.fatal
