@@ -25,7 +25,9 @@ def _result(conclusion: str) -> AgentResult:
 
 
 def test_overall_conclusion_is_the_worst() -> None:
-    assert pipeline.overall_conclusion([_result("success"), _result("neutral")]) == "neutral"
+    assert pipeline.overall_conclusion([_result("success"), _result("neutral")]) == "success"  # as GitHub counts
+    assert pipeline.overall_conclusion([_result("skipped"), _result("neutral")]) == "neutral"
+    assert pipeline.overall_conclusion([_result("success"), _result("cancelled")]) == "cancelled"
     assert pipeline.overall_conclusion([_result("success"), _result("failure"), _result("timed_out")]) == "failure"
     assert pipeline.overall_conclusion([]) == "neutral"
 
