@@ -175,6 +175,10 @@ def pytest_argv(python: Path, reports: Path) -> list[str]:
     ]  # fmt: skip
 
 
+def coverage_combine_argv(python: Path, reports: Path) -> list[str]:
+    return [str(python), "-m", "coverage", "combine", "--append", "-q", f"--data-file={reports / '.coverage'}"]
+
+
 def coverage_xml_argv(python: Path, reports: Path) -> list[str]:
     return [
         str(python), "-m", "coverage", "xml", f"--data-file={reports / '.coverage'}",
@@ -563,7 +567,14 @@ def _since(started: float) -> float:
 
 
 async def _write_coverage_xml(runner: StepRunner, dirs: JobDirs) -> None:
-    """Cobertura XML from the coverage data; a failure here only means no coverage artifact."""
+    """Cobertura XML from the coverage data; a failure here only means no coverage artifact. A project
+    whose coverage config says `parallel = true` (or whose tests start subprocesses under coverage) leaves
+    `.coverage.<host>.<pid>` files: they are combined first, with the project's `[paths]` mapping."""
+    if runner.deadline.remaining() <= 0:
+        return
+    if any(dirs.reports.glob(".coverage.*")):
+        await runner.run_within(coverage_combine_argv(dirs.python, dirs.reports),
+                                min(runner.deadline.remaining(), COVERAGE_XML_TIMEOUT_S))
     if (dirs.reports / ".coverage").is_file() and runner.deadline.remaining() > 0:
         timeout = min(runner.deadline.remaining(), COVERAGE_XML_TIMEOUT_S)
         await runner.run_within(coverage_xml_argv(dirs.python, dirs.reports), timeout)

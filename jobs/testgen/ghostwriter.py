@@ -28,6 +28,7 @@ GHOSTWRITER_NOTICE = (
 
 # Runs inside the sandbox with the repository's interpreter: argv[1] the request, argv[2] the answers.
 DRIVER = r'''
+import builtins
 import importlib
 import inspect
 import json
@@ -88,7 +89,9 @@ for target in request["targets"]:
         owner, obj = None, module
         for part in target["qualname"].split("."):
             owner, obj = obj, getattr(obj, part)
-        answer = {"code": ghostwriter.magic(obj)}
+        expected = tuple(e for e in (getattr(builtins, n, None) or getattr(module, n, None) for n in target["raises"])
+                         if inspect.isclass(e) and issubclass(e, Exception))
+        answer = {"code": ghostwriter.magic(obj, except_=expected)}
         if inspect.isclass(owner):
             answer["self_buildable"] = buildable(owner)
         answers[target["id"]] = answer
@@ -100,7 +103,8 @@ save()
 
 
 def driver_request(targets: Iterable[Target]) -> str:
-    return json.dumps({"targets": [{"id": t.id, "module": t.module, "qualname": t.qualname} for t in targets]})
+    return json.dumps({"targets": [{"id": t.id, "module": t.module, "qualname": t.qualname,
+                                    "raises": list(t.span.raises)} for t in targets]})
 
 
 @dataclass(frozen=True, slots=True)

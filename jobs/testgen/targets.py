@@ -49,6 +49,7 @@ class FunctionSpan:
     is_method: bool = False
     is_async: bool = False
     decorators: tuple[str, ...] = ()
+    raises: tuple[str, ...] = ()  # exceptions the function raises itself (`raise ValueError(...)`): its contract
 
     @property
     def name(self) -> str:
@@ -128,8 +129,20 @@ def _span(node: ast.FunctionDef | ast.AsyncFunctionDef, qualname: str, *, is_met
     return FunctionSpan(
         qualname=qualname, def_line=node.lineno, start_line=start, end_line=node.end_lineno or node.lineno,
         is_method=is_method, is_async=isinstance(node, ast.AsyncFunctionDef),
-        decorators=tuple(_decorator_name(d) for d in node.decorator_list),
+        decorators=tuple(_decorator_name(d) for d in node.decorator_list), raises=raised_names(node),
     )  # fmt: skip
+
+
+def raised_names(node: ast.FunctionDef | ast.AsyncFunctionDef) -> tuple[str, ...]:
+    """Names of the exceptions `raise` statements in the function create: `raise ValueError(...)` says the
+    function rejects some input on purpose, so a generated test seeing it has not found a bug."""
+    names = set()
+    for raised in ast.walk(node):
+        if isinstance(raised, ast.Raise) and raised.exc is not None:
+            exc = raised.exc.func if isinstance(raised.exc, ast.Call) else raised.exc
+            if isinstance(exc, ast.Name):
+                names.add(exc.id)
+    return tuple(sorted(names))
 
 
 def _decorator_name(node: ast.expr) -> str:

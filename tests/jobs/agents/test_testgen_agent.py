@@ -332,3 +332,21 @@ async def test_python_runs_and_javascript_waits_for_an_llm(tmp_path: Path) -> No
     assert result.conclusion == "success" and result.metrics["functions_targeted"] == 1
     assert "> 1 changed JavaScript/TypeScript function could get tests, but writing jest" in result.summary
     assert "`src/math.js::sum`: needs the LLM backend" in result.summary
+
+
+CLAMP = """\
+def clamp(value: int, low: int, high: int) -> int:
+    if low > high:
+        raise ValueError("low must not exceed high")
+    return max(low, min(value, high))
+"""
+
+
+async def test_an_exception_the_function_raises_itself_is_its_contract_not_a_bug(tmp_path: Path) -> None:
+    workspace = await make_workspace(tmp_path, {"README.md": "x\n"}, {"limits.py": CLAMP}, venv=False)
+    result = await run_agent(workspace)
+
+    assert result.findings == [] and result.metrics["likely_bugs"] == 0, result.summary
+    assert result.metrics["tests_kept"] >= 1
+    generated = (workspace.artifacts["generated-tests"] / "tests/generated/test_limits_hypothesis.py").read_text()
+    assert "ValueError" in generated  # the ghostwriter was told: rejecting low > high is expected

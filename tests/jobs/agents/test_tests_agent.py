@@ -160,6 +160,18 @@ async def test_a_passing_suite_with_coverage(workspace: Workspace) -> None:
 
 
 @pytest.mark.asyncio
+async def test_parallel_coverage_data_is_combined(workspace: Workspace) -> None:
+    """`parallel = true` in the project's coverage config (attrs, many others) leaves .coverage.<host>.<pid>."""
+    make_repo(workspace.root, {"calc.py": CALC, "tests/test_calc.py": PASSING_TESTS,
+                               "pyproject.toml": "[tool.coverage.run]\nparallel = true\n"})
+    result = await run_agent(workspace)
+
+    assert result.conclusion == "success"
+    coverage = workspace.artifacts["coverage.cobertura"]
+    assert 'filename="calc.py"' in coverage.read_text()
+
+
+@pytest.mark.asyncio
 async def test_an_error_in_a_fixture(workspace: Workspace) -> None:
     make_repo(workspace.root, {"calc.py": CALC, "tests/test_calc.py": FIXTURE_ERROR_TESTS})
     result = await run_agent(workspace)
