@@ -18,7 +18,7 @@ import httpx
 import redis as redis_sync
 
 from jobs.model import PULL_REQUEST_AGENTS
-from tests.e2e.conftest import REPO, Stack, git
+from tests.e2e.conftest import INSTALLATION_ID, REPO, Stack, fixture_payload, git
 from tests.fakes.target import FakeTarget
 
 PLANTED = Path(__file__).parents[1] / "fixtures" / "planted"
@@ -168,3 +168,46 @@ def _every_agent_finds_its_planted_issue(stack: Stack, target: FakeTarget) -> No
     log = (Path(stack.env["AQE_DATA_DIR"]).parent / "stack.log").read_text()
     everything = json.dumps([stack.fake.check_runs, stack.fake.comments]) + record.decode() + log
     assert AWS_KEY not in everything and AWS_KEY[-10:] not in everything
+
+
+def test_pull_request_coverage_is_compared_with_the_base_branchs_last_push(stack: Stack) -> None:
+    """A push to main stores its total; a pull request into main then shows "−x % vs main"."""
+    base, head = plant(stack, "agents:\n  pull_request: [tests, coverage]\n  push: [tests, coverage]\n")
+    push = fixture_payload("push.default.json")
+    push.update(ref="refs/heads/main", before="0" * 40, after=base)
+    push["repository"].update(full_name=REPO, clone_url=f"{stack.fake.url}/{REPO}.git", default_branch="main")
+    push["installation"]["id"] = INSTALLATION_ID
+    assert stack.deliver("push", push).status_code == 202
+    on_main = stack.fake.wait_for(lambda f: [r for r in f.check_runs.values() if r["head_sha"] == base
+                                             and r["name"] == "aqe/coverage" and r["status"] == "completed"])
+    assert on_main[0]["output"]["title"] == "Coverage: total 100.0 %"  # nothing to compare a branch's own push with
+    baseline = json.loads(redis_sync.Redis.from_url(stack.redis_url).get(f"aqe:baseline:github:{REPO}:main"))
+    assert (baseline["sha"], baseline["total_percent"]) == (base, 100.0)
+
+    stack.deliver("pull_request", stack.pull_request_payload("opened", PR_NUMBER, head, base, "planted"))
+    stack.fake.wait_for(lambda f: [r for r in f.check_runs.values() if r["head_sha"] == head
+                                   and r["name"] == "aqe/coverage" and r["status"] == "completed"])
+    [coverage] = [r for r in stack.fake.check_runs.values() if r["head_sha"] == head and r["name"] == "aqe/coverage"]
+    assert coverage["output"]["title"] == "Patch 37.5 % · total 76.3 % (−23.7 % vs main)"
+
+
+def test_generate_tests_comment_opens_a_pull_request_with_the_kept_tests(stack: Stack) -> None:
+    base, head = plant(stack, "test_generation:\n  exclude: [shop/backup.py]\n  max_examples: 20\n")
+    comment = fixture_payload("issue_comment.created.generate.json")
+    comment["issue"]["number"] = PR_NUMBER
+    comment["comment"]["author_association"] = "MEMBER"
+    comment["repository"].update(full_name=REPO, clone_url=f"{stack.fake.url}/{REPO}.git")
+    comment["installation"]["id"] = INSTALLATION_ID
+    assert stack.deliver("issue_comment", comment).status_code == 202
+    [pull] = stack.fake.wait_for(lambda f: list(f.created_pulls), timeout=180)
+    assert pull["base"]["ref"] == "planted" and pull["head"]["ref"] == f"aqe/generated-tests/pr-{PR_NUMBER}"
+    branch = f"aqe/generated-tests/pr-{PR_NUMBER}"
+    bare = stack.fake.repo_path(REPO)
+    files = git(bare, "ls-tree", "-r", "--name-only", branch).splitlines()
+    assert "tests/generated/test_shop_pricing_hypothesis.py" in files and "shop/report.py" in files
+    assert git(bare, "rev-parse", f"{branch}^") == head  # on top of the pull request's head
+    runs = stack.fake.wait_for(lambda f: [r for r in f.check_runs.values() if r["head_sha"] == head
+                                          and r["name"] == "aqe/test-generation" and r["status"] == "completed"])
+    assert f"The generated tests are proposed in {pull['html_url']}." in runs[0]["output"]["summary"]
+    assert {r["name"] for r in stack.fake.check_runs.values() if r["head_sha"] == head} == {
+        "aqe/tests", "aqe/test-generation"}

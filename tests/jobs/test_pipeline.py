@@ -40,6 +40,13 @@ def test_fork_tests_wait_for_approval_but_other_agents_run() -> None:
     assert pipeline.policy_result("tests", record, parse_config("tests:\n  forks: true\n")) is None
 
 
+def test_fork_code_is_not_imported_by_test_generation_without_approval() -> None:
+    held = pipeline.policy_result("test-generation", _record(fork=True), RepoConfig())
+    assert held is not None and held.conclusion == "neutral" and "/aqe run" in held.summary
+    assert pipeline.policy_result("test-generation", _record(fork=True, trusted=True), RepoConfig()) is None
+    assert pipeline.policy_result("security", _record(fork=True), RepoConfig()) is None  # reads, never runs, the code
+
+
 def test_drafts_are_skipped_unless_configured() -> None:
     assert pipeline.policy_result("coverage", _record(draft=True), RepoConfig()).conclusion == "skipped"  # type: ignore[union-attr]
     assert pipeline.policy_result("coverage", _record(draft=True), parse_config("pull_requests:\n  drafts: true\n")) is None
