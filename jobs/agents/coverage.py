@@ -16,7 +16,8 @@ from pathlib import Path
 from typing import Any
 
 from jobs.agents.base import Progress, Workspace
-from jobs.agents.tests import code_span, reports_matching
+from jobs.agents.tests import reports_matching
+from jobs.reporting.markdown import code_span
 from jobs.coverage.config import CoverageConfig, as_coverage_config
 from jobs.coverage.patch import FilePatch, Gap, PatchAnalysis, analyse_patch
 from jobs.coverage.reports import (

@@ -14,20 +14,19 @@ from jobs.agents.base import Progress, Workspace
 from jobs.gate.conditions import Condition, evaluate
 from jobs.gate.config import GateConfig, as_gate_config
 from jobs.model import AgentResult, Conclusion
+from jobs.reporting.markdown import text_cell
 
 _MARK = {"passed": "✅ passed", "failed": "❌ failed", "not evaluated": "➖ not evaluated"}
 
 
 def gate_table(conditions: list[Condition]) -> str:
     rows = [
-        f"| {c.name} | {c.actual} | {c.threshold} | {_MARK[c.status]}{' — ' + _cell(c.note) if c.note else ''} |"
+        f"| {c.name} | {c.actual} | {c.threshold} | {_MARK[c.status]}{' — ' + text_cell(c.note) if c.note else ''} |"
         for c in conditions
     ]
     return "| Condition | Actual | Threshold | Result |\n| --- | --- | --- | --- |\n" + "\n".join(rows)
 
 
-def _cell(text: str) -> str:
-    return " ".join(text.replace("|", "\\|").split())
 
 
 def gate_conclusion(conditions: list[Condition]) -> Conclusion:

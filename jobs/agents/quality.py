@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from jobs.agents.base import Progress, Workspace
-from jobs.agents.tests import code_span
+from jobs.reporting.markdown import code_cell, code_span, plural
 from jobs.model import AgentResult, Conclusion, Finding
 from jobs.quality.complexity import (
     ComplexityReport,
@@ -182,22 +182,17 @@ def quality_conclusion(analysis: QualityAnalysis) -> Conclusion:
     return "failure" if analysis.over or analysis.duplication_fails else "success"
 
 
-def _plural(count: int, singular: str, plural: str) -> str:
-    return f"{count} {singular if count == 1 else plural}"
 
 
 def quality_title(analysis: QualityAnalysis) -> str:
     over = len(analysis.over)
-    complexity = f"{_plural(over, 'function', 'functions')} over CCN {analysis.config.max_ccn}" if over else (
+    complexity = f"{plural(over, 'function', 'functions')} over CCN {analysis.config.max_ccn}" if over else (
         f"no function over CCN {analysis.config.max_ccn}"
     )
     text = f"{complexity}; {analysis.duplication.new_code.percent:.1f} % duplication on new code"
     return text[0].upper() + text[1:]
 
 
-def _cell(text: str) -> str:
-    """Inline code that is safe inside a Markdown table cell."""
-    return code_span(text).replace("|", "\\|")
 
 
 def _verdict(passed: bool) -> str:
@@ -222,12 +217,12 @@ def functions_table(functions: list[FunctionComplexity], max_ccn: int) -> str:
         return ""
     worst = sorted(functions, key=worst_first)
     rows = [
-        f"| {_cell(fn.name)} | {_cell(fn.path)} | {fn.start_line}-{fn.end_line} | "
+        f"| {code_cell(fn.name)} | {code_cell(fn.path)} | {fn.start_line}-{fn.end_line} | "
         f"{f'**{fn.ccn}**' if fn.ccn > max_ccn else fn.ccn} | {fn.nloc} | {fn.params} |"
         for fn in worst[:MAX_LISTED_FUNCTIONS]
     ]
     more = len(worst) - MAX_LISTED_FUNCTIONS
-    tail = f"\n\n…and {_plural(more, 'more changed function', 'more changed functions')}." if more > 0 else ""
+    tail = f"\n\n…and {plural(more, 'more changed function', 'more changed functions')}." if more > 0 else ""
     header = "### Most complex changed functions\n\n| Function | File | Lines | CCN | NLOC | Params |\n|---|---|---|---:|---:|---:|\n"
     return header + "\n".join(rows) + tail
 
@@ -236,12 +231,12 @@ def blocks_table(copies: list[ChangedCopy]) -> str:
     if not copies:
         return ""
     rows = [
-        f"| {_cell(where(copy.block))} | {', '.join(_cell(where(o)) for o in copy.others[:MAX_OTHER_COPIES_NAMED])}"
+        f"| {code_cell(where(copy.block))} | {', '.join(code_cell(where(o)) for o in copy.others[:MAX_OTHER_COPIES_NAMED])}"
         f"{' …' if len(copy.others) > MAX_OTHER_COPIES_NAMED else ''} | {copy.tokens} |"
         for copy in copies[:MAX_LISTED_BLOCKS]
     ]
     more = len(copies) - MAX_LISTED_BLOCKS
-    tail = f"\n\n…and {_plural(more, 'more duplicated block', 'more duplicated blocks')}." if more > 0 else ""
+    tail = f"\n\n…and {plural(more, 'more duplicated block', 'more duplicated blocks')}." if more > 0 else ""
     header = "### Duplicated blocks\n\n| Changed block | Duplicate of | Tokens |\n|---|---|---:|\n"
     return header + "\n".join(rows) + tail
 
@@ -249,7 +244,7 @@ def blocks_table(copies: list[ChangedCopy]) -> str:
 def skipped_note(skipped: dict[str, str]) -> str:
     if not skipped:
         return ""
-    listed = "\n".join(f"- {_cell(path)}: {why}" for path, why in list(skipped.items())[:MAX_LISTED_BLOCKS])
+    listed = "\n".join(f"- {code_cell(path)}: {why}" for path, why in list(skipped.items())[:MAX_LISTED_BLOCKS])
     return f"Files not measured:\n{listed}"
 
 

@@ -26,6 +26,7 @@ from typing import Any
 
 from jobs.agents.base import Progress, Workspace
 from jobs.model import AgentResult
+from jobs.reporting.markdown import plural
 from jobs.security.config import SecurityConfig, as_security_config
 from jobs.security.files import RepoFiles, tracked_paths
 from jobs.security.issues import Issue, classify
@@ -90,7 +91,7 @@ class SecurityAgent:
             return outcome, []
         hits = await asyncio.to_thread(scan_secrets, files.root, files.paths)
         if files.too_large:
-            outcome.notes.append(f"{_plural(len(files.too_large), 'file')} over {files.max_bytes // 1024} KiB not "
+            outcome.notes.append(f"{plural(len(files.too_large), 'file')} over {files.max_bytes // 1024} KiB not "
                                  f"scanned for secrets: {_some(files.too_large)}")
         return outcome, [secret_issue(hit) for hit in hits]
 
@@ -103,7 +104,7 @@ class SecurityAgent:
         python = [path for path in analysed if is_python(path)]
         others = [path for path in analysed if is_semgrep_target(path)]
         if others and semgrep is None:
-            what = _plural(len(others), "JavaScript, TypeScript or Go file")
+            what = plural(len(others), "JavaScript, TypeScript or Go file")
             outcome.notes.append(f"semgrep is not installed: {what} not analysed (install AQE's `semgrep` extra)")
         scratch.mkdir(parents=True, exist_ok=True)
         bandit_issues, semgrep_issues = await asyncio.gather(
@@ -147,9 +148,9 @@ async def _bandit(root: Path, paths: list[str], scratch: Path, outcome: ScanOutc
         outcome.failed["bandit"] = str(exc)
         return []
     if report.errors:
-        outcome.notes.append(f"bandit could not analyse {_plural(len(report.errors), 'file')}: {_some(report.errors)}")
+        outcome.notes.append(f"bandit could not analyse {plural(len(report.errors), 'file')}: {_some(report.errors)}")
     if report.nosec:
-        outcome.notes.append(f"{_plural(report.nosec, 'bandit finding')} silenced by `# nosec` comments")
+        outcome.notes.append(f"{plural(report.nosec, 'bandit finding')} silenced by `# nosec` comments")
     return report.issues
 
 
@@ -160,7 +161,7 @@ async def _semgrep(semgrep: Path, root: Path, paths: list[str], scratch: Path, o
         outcome.failed["semgrep"] = str(exc)
         return []
     if report.errors:
-        outcome.notes.append(f"semgrep could not analyse {_plural(len(report.errors), 'file')}: {_some(report.errors)}")
+        outcome.notes.append(f"semgrep could not analyse {plural(len(report.errors), 'file')}: {_some(report.errors)}")
     return report.issues
 
 
@@ -168,8 +169,6 @@ async def _nothing() -> list[Issue]:
     return []
 
 
-def _plural(count: int, singular: str) -> str:
-    return f"{count} {singular}{'' if count == 1 else 's'}"
 
 
 def _some(items: list[str]) -> str:

@@ -40,6 +40,7 @@ from jobs.junit import (
 )
 from jobs.model import AgentResult, Conclusion
 from jobs.repo_config import TestsConfig
+from jobs.reporting.markdown import code_span, plural
 from jobs.sandbox import SandboxResult, run_sandboxed, scrubbed_env
 
 PYTEST_NO_TESTS_COLLECTED = 5
@@ -337,17 +338,8 @@ def fenced(text: str, info: str = "text") -> str:
     return f"{fence}{info}\n{text}\n{fence}"
 
 
-def code_span(text: str) -> str:
-    """Inline code that survives backticks in `text`."""
-    text = " ".join(text.split())
-    longest = max((len(run) for run in re.findall(r"`+", text)), default=0)
-    ticks = "`" * (longest + 1)
-    pad = " " if text.startswith("`") or text.endswith("`") else ""
-    return f"{ticks}{pad}{text}{pad}{ticks}"
 
 
-def _plural(count: int, singular: str, plural: str) -> str:
-    return f"{count} {singular if count == 1 else plural}"
 
 
 def counts_title(counts: JUnitSummary) -> str:
@@ -356,7 +348,7 @@ def counts_title(counts: JUnitSummary) -> str:
         f"{counts.failed} failed" if counts.failed else "",
         f"{counts.passed} passed" if counts.passed else "",
         f"{counts.skipped} skipped" if counts.skipped else "",
-        _plural(counts.errors, "error", "errors") if counts.errors else "",
+        plural(counts.errors, "error", "errors") if counts.errors else "",
     ]
     return ", ".join(part for part in parts if part) or "No tests ran"
 
@@ -397,7 +389,7 @@ def failures_markdown(located: list[tuple[TestCase, Location | None]]) -> str:
     sections = [failure_section(case, loc) for case, loc in located[:MAX_LISTED_FAILURES]]
     more = len(located) - MAX_LISTED_FAILURES
     if more > 0:
-        sections.append(f"…and {_plural(more, 'more failure', 'more failures')}, annotated in the files.")
+        sections.append(f"…and {plural(more, 'more failure', 'more failures')}, annotated in the files.")
     return "### Failures\n\n" + "\n\n".join(sections)
 
 

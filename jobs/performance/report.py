@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from jobs.agents.tests import code_span
+from jobs.reporting.markdown import code_cell, code_span
 from jobs.model import Conclusion
 from jobs.performance.plan import LoadPlan
 from jobs.performance.stats import LoadStats, top_error_kinds
@@ -115,9 +115,6 @@ def performance_title(test: LoadTest) -> str:
     return f"{_headline(stats)} (no thresholds set)"
 
 
-def _cell(text: str) -> str:
-    """Inline code that is safe inside a Markdown table cell."""
-    return code_span(text).replace("|", "\\|")
 
 
 def thresholds_table(outcomes: list[Outcome]) -> str:
@@ -125,7 +122,7 @@ def thresholds_table(outcomes: list[Outcome]) -> str:
         return ("No thresholds set: add `performance.thresholds` to .aqe.yml (e.g. `[\"p95 < 200ms\", "
                 "\"errors < 1%\"]`) to fail this check on slow or failing responses.")
     rows = [
-        f"| {_cell(o.threshold.text)} | {format_value(o.threshold, o.actual) if o.actual is not None else '—'} "
+        f"| {code_cell(o.threshold.text)} | {format_value(o.threshold, o.actual) if o.actual is not None else '—'} "
         f"| {'✅ pass' if o.passed else '❌ fail'} |"
         for o in outcomes
     ]
@@ -145,12 +142,12 @@ def results_table(stats: LoadStats) -> str:
 def setup_line(test: LoadTest) -> str:
     plan, stats = test.plan, test.stats
     ramp = f" (ramp-up {_seconds(plan.ramp_up_s)})" if plan.ramp_up_s else ""
-    return (f"**Target** {_cell(test.target)} · {plan.virtual_users} virtual users · {_seconds(plan.duration_s)}"
+    return (f"**Target** {code_cell(test.target)} · {plan.virtual_users} virtual users · {_seconds(plan.duration_s)}"
             f"{ramp} · ran {stats.elapsed_s:.2f} s · engine: {ENGINE_NAMES.get(stats.engine, stats.engine)}")
 
 
 def requests_line(plan: LoadPlan) -> str:
-    shown = ", ".join(_cell(request.label) for request in plan.requests[:MAX_LISTED_REQUESTS])
+    shown = ", ".join(code_cell(request.label) for request in plan.requests[:MAX_LISTED_REQUESTS])
     more = len(plan.requests) - MAX_LISTED_REQUESTS
     return f"**Requests** (each virtual user sends them in turn, again and again): {shown}" + (
         f" and {more} more" if more > 0 else "")
@@ -158,7 +155,7 @@ def requests_line(plan: LoadPlan) -> str:
 
 def unreachable_note(test: LoadTest) -> str:
     return (f"**The target could not be reached**: none of the {test.stats.requests:,} requests could be sent "
-            f"(no connection). Check that {_cell(test.target)} is up and reachable from the AQE worker.")
+            f"(no connection). Check that {code_cell(test.target)} is up and reachable from the AQE worker.")
 
 
 def performance_summary(test: LoadTest) -> str:

@@ -7,7 +7,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Literal
 
-from jobs.agents.tests import code_span
+from jobs.reporting.markdown import code_cell, code_span, plural
 from jobs.model import AgentResult, Conclusion, Finding, Level
 from jobs.security.config import SCANNERS, SEVERITIES, Scanner, SecurityConfig, Severity
 from jobs.security.issues import Classified, Status
@@ -115,8 +115,6 @@ def security_conclusion(analysis: SecurityAnalysis) -> Conclusion:
     return "neutral" if analysis.incomplete or not analysis.ran_any else "success"
 
 
-def _plural(count: int, singular: str, plural: str | None = None) -> str:
-    return f"{count} {singular if count == 1 else plural or singular + 's'}"
 
 
 def security_title(analysis: SecurityAnalysis) -> str:
@@ -126,7 +124,7 @@ def security_title(analysis: SecurityAnalysis) -> str:
         items, what = analysis.with_status("new"), "new security issue"
     else:
         items, what = analysis.counted, "security issue"
-    title = f"{_plural(len(items), what)} ({severity_breakdown(items)})" if items else f"No {what}s"
+    title = f"{plural(len(items), what)} ({severity_breakdown(items)})" if items else f"No {what}s"
     if analysis.dependencies.scan == "unavailable":
         title += "; dependency scan unavailable"
     failed_tools = [tool for outcome in analysis.outcomes.values() for tool in outcome.failed]
@@ -138,8 +136,6 @@ def security_title(analysis: SecurityAnalysis) -> str:
 # ---------------------------------------------------------------------------------- the summary
 
 
-def _cell(text: str) -> str:
-    return code_span(text).replace("|", "\\|")
 
 
 def _counts_cell(items: list[Classified], bold: bool = False) -> str:
@@ -179,10 +175,10 @@ def dependency_line(status: DependencyStatus) -> str:
                 "package-lock.json, go.sum) in the repository.")
     if status.scan == "disabled":
         return "**Dependency scan:** disabled by `security.scanners`."
-    unchecked = [_plural(status.unpinned, "unpinned requirement")] if status.unpinned else []
+    unchecked = [plural(status.unpinned, "unpinned requirement")] if status.unpinned else []
     if status.not_checked:
-        unchecked.append(f"{_plural(status.not_checked, 'dependency', 'dependencies')} from git, a path or a URL")
-    return (f"**Dependency scan:** {_plural(status.packages, 'package')} from {_plural(status.files, 'file')} "
+        unchecked.append(f"{plural(status.not_checked, 'dependency', 'dependencies')} from git, a path or a URL")
+    return (f"**Dependency scan:** {plural(status.packages, 'package')} from {plural(status.files, 'file')} "
             f"checked against the OSV database." + (f" Not checked: {', '.join(unchecked)}." if unchecked else ""))
 
 
@@ -190,8 +186,8 @@ def findings_table(items: list[Classified], heading: str) -> str:
     if not items:
         return ""
     rows = [
-        f"| {'❌ ' if item.fails else ''}{item.issue.severity} | {_cell(item.issue.rule)} | "
-        f"{_cell(f'{item.issue.path}:{item.issue.start_line}')} | {_cell(item.issue.title).strip('`')} |"
+        f"| {'❌ ' if item.fails else ''}{item.issue.severity} | {code_cell(item.issue.rule)} | "
+        f"{code_cell(f'{item.issue.path}:{item.issue.start_line}')} | {code_cell(item.issue.title).strip('`')} |"
         for item in items[:MAX_LISTED_FINDINGS]
     ]
     more = len(items) - MAX_LISTED_FINDINGS
@@ -207,7 +203,7 @@ def notes_list(analysis: SecurityAnalysis) -> str:
         return ""
     shown = "\n".join(f"- {note}" for note in notes[:MAX_LISTED_NOTES])
     more = len(notes) - MAX_LISTED_NOTES
-    return "### Notes\n\n" + shown + (f"\n- …and {_plural(more, 'more note')}" if more > 0 else "")
+    return "### Notes\n\n" + shown + (f"\n- …and {plural(more, 'more note')}" if more > 0 else "")
 
 
 def policy_line(config: SecurityConfig) -> str:

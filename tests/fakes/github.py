@@ -51,11 +51,12 @@ from typing import Any
 from urllib.parse import urlencode
 
 import jwt
-import uvicorn
 from starlette.applications import Starlette
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response, StreamingResponse
 from starlette.routing import Route
+
+from tests.fakes.server import ThreadedServer
 
 DOCS_URL = "https://docs.github.com/rest"
 JSON_CONTENT_TYPE = "application/json; charset=utf-8"
@@ -577,9 +578,8 @@ class FakeGitHub:
         self._rate_used = 0
         self._rate_reset = int(time.time()) + 3600
         self._url: str | None = None
-        self._server: uvicorn.Server | None = None
-        self._thread: threading.Thread | None = None
         self.app = Starlette(routes=self._routes())
+        self._runner = ThreadedServer(self.app, "fake-github", timeout_graceful_shutdown=3)
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -594,33 +594,10 @@ class FakeGitHub:
         return f"{self.app_slug}[bot]"
 
     def start(self) -> None:
-        config = uvicorn.Config(
-            self.app,
-            host="127.0.0.1",
-            port=0,
-            log_level="warning",
-            lifespan="off",
-            timeout_graceful_shutdown=3,
-        )
-        self._server = uvicorn.Server(config)
-        self._thread = threading.Thread(target=self._server.run, name="fake-github", daemon=True)
-        self._thread.start()
-        deadline = time.monotonic() + 15
-        while not self._server.started:
-            if not self._thread.is_alive():
-                raise RuntimeError("fake GitHub server thread died during startup")
-            if time.monotonic() > deadline:
-                raise RuntimeError("fake GitHub server did not start within 15s")
-            time.sleep(0.01)
-        port = self._server.servers[0].sockets[0].getsockname()[1]
-        self._url = f"http://127.0.0.1:{port}"
+        self._url = self._runner.start()
 
     def stop(self) -> None:
-        if self._server is not None:
-            self._server.should_exit = True
-        if self._thread is not None:
-            self._thread.join(timeout=10)
-        self._server = self._thread = None
+        self._runner.stop()
 
     def __enter__(self) -> FakeGitHub:
         self.start()

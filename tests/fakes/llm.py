@@ -22,11 +22,12 @@ from dataclasses import dataclass
 from types import TracebackType
 from typing import Any
 
-import uvicorn
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
+
+from tests.fakes.server import ThreadedServer
 
 Reply = str | Callable[[dict[str, Any]], str]
 
@@ -62,10 +63,9 @@ class FakeLLM:
         self.lock = threading.Lock()
         self._failures: list[int] = []
         self._ids = itertools.count(1)
-        self._server: uvicorn.Server | None = None
-        self._thread: threading.Thread | None = None
         self._base: str | None = None
         self.app = Starlette(routes=[Route("/v1/chat/completions", self._completions, methods=["POST"])])
+        self._runner = ThreadedServer(self.app, "fake-llm")
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -77,24 +77,10 @@ class FakeLLM:
         return f"{self._base}/v1"
 
     def start(self) -> None:
-        config = uvicorn.Config(self.app, host="127.0.0.1", port=0, log_level="warning", lifespan="off")
-        self._server = uvicorn.Server(config)
-        self._thread = threading.Thread(target=self._server.run, name="fake-llm", daemon=True)
-        self._thread.start()
-        deadline = time.monotonic() + 15
-        while not self._server.started:
-            if not self._thread.is_alive() or time.monotonic() > deadline:
-                raise RuntimeError("fake LLM server did not start")
-            time.sleep(0.01)
-        port = self._server.servers[0].sockets[0].getsockname()[1]
-        self._base = f"http://127.0.0.1:{port}"
+        self._base = self._runner.start()
 
     def stop(self) -> None:
-        if self._server is not None:
-            self._server.should_exit = True
-        if self._thread is not None:
-            self._thread.join(timeout=10)
-        self._server = self._thread = None
+        self._runner.stop()
 
     def __enter__(self) -> FakeLLM:
         self.start()

@@ -21,18 +21,18 @@ from __future__ import annotations
 import json
 import re
 import threading
-import time
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
 from typing import Any
 
-import uvicorn
 from packaging.version import InvalidVersion, Version
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
+
+from tests.fakes.server import ThreadedServer
 
 MAX_BATCH = 1000
 
@@ -104,13 +104,12 @@ class FakeOSV:
         self.garbage = False
         self.lock = threading.Lock()
         self._failures: list[int] = []
-        self._server: uvicorn.Server | None = None
-        self._thread: threading.Thread | None = None
         self._url: str | None = None
         self.app = Starlette(routes=[
             Route("/v1/querybatch", self._querybatch, methods=["POST"]),
             Route("/v1/vulns/{vuln_id:path}", self._vuln, methods=["GET"]),
         ])  # fmt: skip
+        self._runner = ThreadedServer(self.app, "fake-osv")
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -121,24 +120,10 @@ class FakeOSV:
         return self._url
 
     def start(self) -> None:
-        config = uvicorn.Config(self.app, host="127.0.0.1", port=0, log_level="warning", lifespan="off")
-        self._server = uvicorn.Server(config)
-        self._thread = threading.Thread(target=self._server.run, name="fake-osv", daemon=True)
-        self._thread.start()
-        deadline = time.monotonic() + 15
-        while not self._server.started:
-            if not self._thread.is_alive() or time.monotonic() > deadline:
-                raise RuntimeError("fake OSV server did not start")
-            time.sleep(0.01)
-        port = self._server.servers[0].sockets[0].getsockname()[1]
-        self._url = f"http://127.0.0.1:{port}"
+        self._url = self._runner.start()
 
     def stop(self) -> None:
-        if self._server is not None:
-            self._server.should_exit = True
-        if self._thread is not None:
-            self._thread.join(timeout=10)
-        self._server = self._thread = None
+        self._runner.stop()
 
     def __enter__(self) -> FakeOSV:
         self.start()

@@ -28,7 +28,8 @@ from types import TracebackType
 from typing import Any
 from urllib.parse import parse_qs
 
-import uvicorn
+from tests.fakes.server import ThreadedServer
+
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -45,9 +46,9 @@ class FakeTarget:
         self.connections: dict[tuple[str, int], float] = {}
         self.authorizations: set[str] = set()
         self._flaky = 0
-        self._server: uvicorn.Server | None = None
-        self._thread: threading.Thread | None = None
         self._url = ""
+        self._runner = ThreadedServer(self.app, "fake-target", access_log=False, interface="asgi3",
+                                      timeout_graceful_shutdown=1)
 
     @property
     def url(self) -> str:
@@ -109,27 +110,10 @@ class FakeTarget:
     # --------------------------------------------------------------------------- the server
 
     def start(self) -> None:
-        config = uvicorn.Config(self.app, host="127.0.0.1", port=0, log_level="warning", access_log=False,
-                                interface="asgi3", lifespan="off", timeout_graceful_shutdown=1)
-        self._server = uvicorn.Server(config)
-        self._thread = threading.Thread(target=self._server.run, name="fake-target", daemon=True)
-        self._thread.start()
-        deadline = time.monotonic() + 15
-        while not self._server.started:
-            if not self._thread.is_alive():
-                raise RuntimeError("fake target server thread died during startup")
-            if time.monotonic() > deadline:
-                raise RuntimeError("fake target server did not start within 15s")
-            time.sleep(0.01)
-        port = self._server.servers[0].sockets[0].getsockname()[1]
-        self._url = f"http://127.0.0.1:{port}"
+        self._url = self._runner.start()
 
     def stop(self) -> None:
-        if self._server is not None:
-            self._server.should_exit = True
-        if self._thread is not None:
-            self._thread.join(timeout=10)
-        self._server = self._thread = None
+        self._runner.stop()
 
     def __enter__(self) -> FakeTarget:
         self.start()

@@ -12,7 +12,6 @@ import pytest
 from jobs.agents.base import Workspace
 from jobs.agents.tests import (
     TestsAgent,
-    code_span,
     counts_title,
     fenced,
     is_python_repo,
@@ -404,7 +403,5 @@ def test_titles() -> None:
     assert run_title(0, counts()) == "Tests passed"
 
 
-def test_markdown_helpers_survive_backticks() -> None:
+def test_fenced_output_survives_backticks() -> None:
     assert fenced("a ``` b").startswith("````text\n")
-    assert code_span("x`y") == "``x`y``"
-    assert code_span("`start") == "`` `start ``"
