@@ -46,7 +46,6 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from http import HTTPStatus
 from pathlib import Path
-from types import TracebackType
 from typing import Any
 from urllib.parse import urlencode
 
@@ -56,7 +55,7 @@ from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response, StreamingResponse
 from starlette.routing import Route
 
-from tests.fakes.server import ThreadedServer
+from tests.fakes.server import FakeServer
 
 DOCS_URL = "https://docs.github.com/rest"
 JSON_CONTENT_TYPE = "application/json; charset=utf-8"
@@ -536,7 +535,7 @@ def _git_signature(value: str) -> JsonDict:
 # --------------------------------------------------------------------------- the fake
 
 
-class FakeGitHub:
+class FakeGitHub(FakeServer):
     """A fake GitHub App host; see the module docstring."""
 
     def __init__(
@@ -577,39 +576,19 @@ class FakeGitHub:
         self._repo_ids = itertools.count(500_001)
         self._rate_used = 0
         self._rate_reset = int(time.time()) + 3600
-        self._url: str | None = None
         self.app = Starlette(routes=self._routes())
-        self._runner = ThreadedServer(self.app, "fake-github", timeout_graceful_shutdown=3)
+        self.serve(self.app, "fake-github", timeout_graceful_shutdown=3)
 
     # ------------------------------------------------------------------ lifecycle
 
     @property
     def url(self) -> str:
-        if self._url is None:
-            raise RuntimeError("FakeGitHub is not started; call start() first")
-        return self._url
+        return self.base_url
 
     @property
     def bot_login(self) -> str:
         return f"{self.app_slug}[bot]"
 
-    def start(self) -> None:
-        self._url = self._runner.start()
-
-    def stop(self) -> None:
-        self._runner.stop()
-
-    def __enter__(self) -> FakeGitHub:
-        self.start()
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
 
     # ------------------------------------------------------------------ test-side setup
 
@@ -817,7 +796,7 @@ class FakeGitHub:
 
     def summary(self, last: int = 60) -> str:
         with self.lock:
-            lines = [f"fake GitHub at {self._url}: {len(self.calls)} calls (last {last}):"]
+            lines = [f"fake GitHub at {self._base_url}: {len(self.calls)} calls (last {last}):"]
             lines += [f"  {call}" for call in self.calls[-last:]]
             lines.append(f"check runs ({len(self.check_runs)}):")
             lines += [
@@ -1520,7 +1499,7 @@ class FakeGitHub:
             if user is None
             else {"login": user, "type": "User", "id": 1000 + len(user)}
         )
-        base = self._url or "http://fake-github.invalid"
+        base = self._base_url or "http://fake-github.invalid"
         comment: JsonDict = {
             "id": comment_id,
             "node_id": f"IC_fake{comment_id}",

@@ -19,7 +19,6 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from types import TracebackType
 from typing import Any
 
 from starlette.applications import Starlette
@@ -27,7 +26,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from tests.fakes.server import ThreadedServer
+from tests.fakes.server import FakeServer
 
 Reply = str | Callable[[dict[str, Any]], str]
 
@@ -53,7 +52,7 @@ def fenced(code: str, info: str = "python") -> str:
     return f"Here are the tests:\n\n```{info}\n{code.rstrip()}\n```\n\nThey cover the main cases."
 
 
-class FakeLLM:
+class FakeLLM(FakeServer):
     def __init__(self, api_key: str | None = "sk-test-fake-key", reply: Reply = "") -> None:
         self.api_key = api_key
         self.reply: Reply = reply
@@ -63,32 +62,16 @@ class FakeLLM:
         self.lock = threading.Lock()
         self._failures: list[int] = []
         self._ids = itertools.count(1)
-        self._base: str | None = None
         self.app = Starlette(routes=[Route("/v1/chat/completions", self._completions, methods=["POST"])])
-        self._runner = ThreadedServer(self.app, "fake-llm")
+        self.serve(self.app, "fake-llm")
 
     # ------------------------------------------------------------------ lifecycle
 
     @property
     def url(self) -> str:
         """The base URL, as `AQE_LLM_URL` holds it."""
-        if self._base is None:
-            raise RuntimeError("FakeLLM is not started")
-        return f"{self._base}/v1"
+        return f"{self.base_url}/v1"
 
-    def start(self) -> None:
-        self._base = self._runner.start()
-
-    def stop(self) -> None:
-        self._runner.stop()
-
-    def __enter__(self) -> FakeLLM:
-        self.start()
-        return self
-
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
-                 tb: TracebackType | None) -> None:
-        self.stop()
 
     # ------------------------------------------------------------------ test-side controls
 

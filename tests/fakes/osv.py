@@ -23,7 +23,6 @@ import re
 import threading
 from dataclasses import dataclass
 from pathlib import Path
-from types import TracebackType
 from typing import Any
 
 from packaging.version import InvalidVersion, Version
@@ -32,7 +31,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from tests.fakes.server import ThreadedServer
+from tests.fakes.server import FakeServer
 
 MAX_BATCH = 1000
 
@@ -96,7 +95,7 @@ def affects(record: dict[str, Any], ecosystem: str, name: str, version: str) -> 
     return False
 
 
-class FakeOSV:
+class FakeOSV(FakeServer):
     def __init__(self, records: list[dict[str, Any]], *, page_size: int | None = None) -> None:
         self.records = {record["id"]: record for record in records}
         self.page_size = page_size
@@ -104,34 +103,18 @@ class FakeOSV:
         self.garbage = False
         self.lock = threading.Lock()
         self._failures: list[int] = []
-        self._url: str | None = None
         self.app = Starlette(routes=[
             Route("/v1/querybatch", self._querybatch, methods=["POST"]),
             Route("/v1/vulns/{vuln_id:path}", self._vuln, methods=["GET"]),
         ])  # fmt: skip
-        self._runner = ThreadedServer(self.app, "fake-osv")
+        self.serve(self.app, "fake-osv")
 
     # ------------------------------------------------------------------ lifecycle
 
     @property
     def url(self) -> str:
-        if self._url is None:
-            raise RuntimeError("FakeOSV is not started")
-        return self._url
+        return self.base_url
 
-    def start(self) -> None:
-        self._url = self._runner.start()
-
-    def stop(self) -> None:
-        self._runner.stop()
-
-    def __enter__(self) -> FakeOSV:
-        self.start()
-        return self
-
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
-                 tb: TracebackType | None) -> None:
-        self.stop()
 
     # ------------------------------------------------------------------ test-side controls
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import threading
 import time
-from typing import Any
+from typing import Any, Self
 
 import uvicorn
 
@@ -39,3 +39,31 @@ class ThreadedServer:
         if self._thread is not None:
             self._thread.join(timeout=10)
         self._server = self._thread = None
+
+
+class FakeServer:
+    """Base of the fake servers: `start()`/`stop()`, a context manager, and `base_url` once started.
+    A subclass builds its ASGI app, then calls `self.serve(app, name, **uvicorn_options)`."""
+
+    def serve(self, app: Any, name: str, **options: Any) -> None:
+        self._threaded = ThreadedServer(app, name, **options)
+        self._base_url: str | None = None
+
+    @property
+    def base_url(self) -> str:
+        if self._base_url is None:
+            raise RuntimeError(f"{self._threaded.name} is not started")
+        return self._base_url
+
+    def start(self) -> None:
+        self._base_url = self._threaded.start()
+
+    def stop(self) -> None:
+        self._threaded.stop()
+
+    def __enter__(self) -> Self:
+        self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()

@@ -24,11 +24,10 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Awaitable, Callable, MutableMapping
-from types import TracebackType
 from typing import Any
 from urllib.parse import parse_qs
 
-from tests.fakes.server import ThreadedServer
+from tests.fakes.server import FakeServer
 
 
 Scope = MutableMapping[str, Any]
@@ -37,7 +36,7 @@ Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
 
 
-class FakeTarget:
+class FakeTarget(FakeServer):
     def __init__(self) -> None:
         self.lock = threading.Lock()
         self.requests = 0
@@ -46,13 +45,12 @@ class FakeTarget:
         self.connections: dict[tuple[str, int], float] = {}
         self.authorizations: set[str] = set()
         self._flaky = 0
-        self._url = ""
-        self._runner = ThreadedServer(self.app, "fake-target", access_log=False, interface="asgi3",
+        self.serve(self.app, "fake-target", access_log=False, interface="asgi3",
                                       timeout_graceful_shutdown=1)
 
     @property
     def url(self) -> str:
-        return self._url
+        return self.base_url
 
     def reset(self) -> None:
         with self.lock:
@@ -109,19 +107,6 @@ class FakeTarget:
 
     # --------------------------------------------------------------------------- the server
 
-    def start(self) -> None:
-        self._url = self._runner.start()
-
-    def stop(self) -> None:
-        self._runner.stop()
-
-    def __enter__(self) -> FakeTarget:
-        self.start()
-        return self
-
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
-                 tb: TracebackType | None) -> None:
-        self.stop()
 
 
 async def _drain_body(receive: Receive) -> None:
