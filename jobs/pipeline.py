@@ -14,7 +14,7 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
-from jobs import checkout
+from jobs import checkout, fleet
 from jobs.agents.base import AgentOptions, LlmOptions, Progress, Workspace
 from jobs.agents.registry import AGENTS
 from jobs.coverage.diff import DiffError, changed_lines
@@ -300,6 +300,7 @@ class JobRun:
         await self.reporter.agent_finished(result, max_annotations=config.reporting.max_annotations)
         await progress(1.0, "finished")
         await self.tracker.agent_step(name, done=True)
+        await fleet.record_agent_run(self.services.redis, result, now())
 
     async def _keep_artifacts(self, workspace: Workspace) -> None:
         for name in KEPT_ARTIFACTS:
@@ -400,5 +401,9 @@ async def run_job(services: Services, job_id: str) -> dict[str, Any]:
         return {"job_id": job_id, "status": "missing"}
     if record.status in TERMINAL_STATUSES:
         return {"job_id": job_id, "status": record.status}
-    await JobRun(services, record).execute()
+    services.jobs_running += 1
+    try:
+        await JobRun(services, record).execute()
+    finally:
+        services.jobs_running -= 1
     return {"job_id": job_id, "status": record.status, "conclusion": record.conclusion}

@@ -20,6 +20,7 @@ class Services:
     http: httpx.AsyncClient
     github_tokens: InstallationTokens | None
     shutting_down: bool = field(default=False)  # the worker got SIGTERM/SIGINT: cancelled jobs will be retried
+    jobs_running: int = 0  # for the worker's heartbeat (`jobs.fleet`)
 
     @classmethod
     def create(cls, settings: Settings, redis: Redis) -> Services:

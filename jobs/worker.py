@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import time
 from typing import Any
 
 from arq import func
@@ -10,6 +12,7 @@ from arq.connections import RedisSettings
 from arq.worker import Worker
 from redis.asyncio import Redis
 
+from jobs import fleet
 from jobs.pipeline import JOB_TIMEOUT_S
 from jobs.services import Services
 from jobs.settings import Settings
@@ -37,6 +40,17 @@ class AqeWorker(Worker):
         super().handle_sig_wait_for_completion(signum)
 
 
+async def heartbeat(services: Services, max_jobs: int) -> None:
+    """`aqe:worker:<host>:<pid>` every few seconds, for /api/v1/fleet/status; a failed beat is logged, not fatal."""
+    identity, started_at = fleet.worker_id(), round(time.time(), 3)
+    while True:
+        try:
+            await fleet.beat(services.redis, identity, started_at, services.jobs_running, max_jobs)
+        except Exception as exc:  # Redis away for a moment: the next beat tries again
+            log.warning("worker heartbeat failed: %s", exc)
+        await asyncio.sleep(fleet.HEARTBEAT_INTERVAL_S)
+
+
 def create_worker(settings: Settings, *, max_jobs: int = 4, burst: bool = False) -> Worker:
     if not settings.redis_url:
         raise RuntimeError("REDIS_URL is not set; start the worker with `aqe run` or set REDIS_URL")
@@ -44,11 +58,15 @@ def create_worker(settings: Settings, *, max_jobs: int = 4, burst: bool = False)
 
     async def on_startup(ctx: dict[str, Any]) -> None:
         redis = Redis.from_url(redis_url, max_connections=64)
-        ctx["services"] = Services.create(settings, redis)
+        ctx["services"] = services = Services.create(settings, redis)
+        ctx["heartbeat"] = asyncio.create_task(heartbeat(services, max_jobs))
 
     async def on_shutdown(ctx: dict[str, Any]) -> None:
+        if "heartbeat" in ctx:
+            ctx["heartbeat"].cancel()
         services: Services | None = ctx.get("services")
         if services is not None:
+            await fleet.forget(services.redis, fleet.worker_id())
             await services.close()
             await services.redis.aclose()
 

@@ -2,8 +2,9 @@
 
 from starlette.routing import Mount, Route
 
-from app.api import jobs
+from app.api import fleet, jobs
 
 api_v1 = Mount("/api/v1", routes=[
     Route("/job/{job_id}/status", jobs.job_status, methods=["GET"]),
+    Route("/fleet/status", fleet.fleet_status, methods=["GET", "POST"]),
 ])

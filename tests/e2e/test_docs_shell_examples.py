@@ -38,3 +38,6 @@ def test_generate_key_and_job_status_examples(stack: Stack) -> None:
     [(status, _)] = examples("api.md", "job-status")
     record = json.loads(_sh(stack, status, AQE_URL=stack.web_url, AQE_API_KEY=key, JOB_ID=job_id))
     assert record["id"] == job_id and record["request"]["repo"] == REPO
+    [(fleet, _)] = examples("api.md", "fleet-status")
+    status_of_fleet = json.loads(_sh(stack, fleet, AQE_URL=stack.web_url, AQE_API_KEY=key))
+    assert status_of_fleet["workers"]["alive"] == 1 and "tests" in status_of_fleet["agents"]

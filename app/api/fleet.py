@@ -1,0 +1,17 @@
+"""GET (and POST) /api/v1/fleet/status: workers alive, the queue, what the agents did lately, Redis."""
+
+from __future__ import annotations
+
+import msgspec
+from starlette.requests import Request
+from starlette.responses import Response
+
+from app.api.auth import require_api_key
+from jobs import fleet
+
+_encode = msgspec.json.Encoder().encode
+
+
+async def fleet_status(request: Request) -> Response:
+    await require_api_key(request)
+    return Response(_encode(await fleet.snapshot(request.app.state.redis)), media_type="application/json")

@@ -1,0 +1,112 @@
+"""The fleet: workers' heartbeats, the queue, and what the agents did lately — what `/api/v1/fleet/status` shows.
+
+Redis keys:
+  aqe:worker:{id}                 -> a worker's heartbeat (JSON: host, pid, started_at, seen_at, jobs_running,
+                                     max_jobs); expires HEARTBEAT_TTL_S after its last beat
+  aqe:agent-runs:{agent}          -> the agent's latest runs, newest first: "<finished_at> <duration_s> <conclusion>"
+                                     (at most RECENT_RUNS)
+  aqe:agent-counts                -> hash "<agent>:<conclusion>" -> runs since the counts were last reset
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import statistics
+import time
+from typing import Any
+
+from redis.asyncio import Redis
+
+from jobs.model import ALL_AGENTS, AgentResult
+from jobs.store import ARQ_QUEUE
+from jobs.worker_health import HEALTH_KEY
+
+HEARTBEAT_INTERVAL_S = 5.0
+HEARTBEAT_TTL_S = 15
+RECENT_RUNS = 200
+WORKER_PREFIX = "aqe:worker:"
+COUNTS_KEY = "aqe:agent-counts"
+REDIS_INFO_FIELDS = ("redis_version", "valkey_version", "uptime_in_seconds", "connected_clients", "used_memory",
+                     "used_memory_human", "maxmemory", "total_commands_processed", "role")
+
+
+def runs_key(agent: str) -> str:
+    return f"aqe:agent-runs:{agent}"
+
+
+def worker_id() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+async def beat(redis: Redis, identity: str, started_at: float, jobs_running: int, max_jobs: int) -> None:
+    heartbeat = {"id": identity, "host": socket.gethostname(), "pid": os.getpid(), "started_at": started_at,
+                 "seen_at": round(time.time(), 3), "jobs_running": jobs_running, "max_jobs": max_jobs}
+    await redis.set(WORKER_PREFIX + identity, json.dumps(heartbeat), ex=HEARTBEAT_TTL_S)
+
+
+async def forget(redis: Redis, identity: str) -> None:
+    await redis.delete(WORKER_PREFIX + identity)
+
+
+async def record_agent_run(redis: Redis, result: AgentResult, finished_at: float) -> None:
+    async with redis.pipeline(transaction=False) as pipe:
+        pipe.lpush(runs_key(result.agent), f"{finished_at:.3f} {result.duration_s:.3f} {result.conclusion}")
+        pipe.ltrim(runs_key(result.agent), 0, RECENT_RUNS - 1)
+        pipe.hincrby(COUNTS_KEY, f"{result.agent}:{result.conclusion}", 1)
+        await pipe.execute()
+
+
+def percentile(values: list[float], fraction: float) -> float | None:
+    """Linear interpolation between closest ranks (as k6 and numpy's default do); None for no values."""
+    if not values:
+        return None
+    ordered = sorted(values)
+    position = (len(ordered) - 1) * fraction
+    low = int(position)
+    high = min(low + 1, len(ordered) - 1)
+    return round(ordered[low] + (ordered[high] - ordered[low]) * (position - low), 3)
+
+
+def agent_summary(runs: list[bytes], counts: dict[str, int]) -> dict[str, Any]:
+    durations = [float(run.split()[1]) for run in runs]
+    return {"runs": sum(counts.values()), "by_conclusion": counts, "recent": len(durations),
+            "duration_p50_s": percentile(durations, 0.5), "duration_p95_s": percentile(durations, 0.95),
+            "last_finished_at": float(runs[0].split()[0]) if runs else None}
+
+
+def redis_summary(info: dict[str, Any]) -> dict[str, Any]:
+    return {field: info[field] for field in REDIS_INFO_FIELDS if field in info}
+
+
+async def snapshot(redis: Redis, now: float | None = None) -> dict[str, Any]:
+    """Everything `/api/v1/fleet/status` reports, read in a few round trips."""
+    now = time.time() if now is None else now
+    worker_keys = [key async for key in redis.scan_iter(match=WORKER_PREFIX + "*", count=1000)]
+    beats = await redis.mget(worker_keys) if worker_keys else []
+    async with redis.pipeline(transaction=False) as pipe:
+        pipe.get(HEALTH_KEY)
+        pipe.zcard(ARQ_QUEUE)
+        pipe.zcount(ARQ_QUEUE, "-inf", int(now * 1000))
+        pipe.hgetall(COUNTS_KEY)
+        for agent in ALL_AGENTS:
+            pipe.lrange(runs_key(agent), 0, RECENT_RUNS - 1)
+        pipe.info()
+        answers = await pipe.execute()
+    health, queued, ready, counts, *rest = answers
+    runs_by_agent, info = rest[: len(ALL_AGENTS)], rest[-1]
+    workers = sorted((json.loads(raw) for raw in beats if raw), key=lambda w: w["id"])
+    count_map: dict[str, dict[str, int]] = {}
+    for key, value in counts.items():
+        agent, _, conclusion = key.decode().rpartition(":")
+        count_map.setdefault(agent, {})[conclusion] = int(value)
+    return {
+        "workers": {"alive": len(workers), "arq_health": health.decode() if health else None,
+                    "jobs_running": sum(w["jobs_running"] for w in workers),
+                    "capacity": sum(w["max_jobs"] for w in workers), "list": workers},
+        "queue": {"queued": queued, "ready": ready, "deferred": queued - ready},
+        "agents": {agent: agent_summary(runs, count_map.get(agent, {}))
+                   for agent, runs in zip(ALL_AGENTS, runs_by_agent, strict=True)},
+        "redis": redis_summary(info),
+    }

@@ -1,0 +1,58 @@
+"""The fleet's Redis side: heartbeats that expire, agents' recent runs and their percentiles, one snapshot."""
+
+from __future__ import annotations
+
+import json
+
+from redis.asyncio import Redis
+
+from jobs import fleet
+from jobs.model import AgentResult
+from jobs.store import ARQ_QUEUE
+
+
+def _result(agent: str, conclusion: str, duration_s: float) -> AgentResult:
+    return AgentResult(agent=agent, conclusion=conclusion, title="t", summary="s", duration_s=duration_s)  # type: ignore[arg-type]
+
+
+def test_percentile_interpolates_between_closest_ranks() -> None:
+    assert fleet.percentile([], 0.5) is None
+    assert fleet.percentile([4.0], 0.95) == 4.0
+    assert fleet.percentile([1.0, 2.0, 3.0, 4.0], 0.5) == 2.5
+    assert fleet.percentile(list(map(float, range(1, 101))), 0.95) == 95.05
+
+
+async def test_snapshot_counts_workers_queue_and_agent_runs(redis: Redis) -> None:
+    await fleet.beat(redis, "host-a:1", started_at=100.0, jobs_running=2, max_jobs=4)
+    await fleet.beat(redis, "host-b:7", started_at=100.0, jobs_running=0, max_jobs=4)
+    for duration in (1.0, 2.0, 3.0, 10.0):
+        await fleet.record_agent_run(redis, _result("tests", "success", duration), finished_at=1000.0 + duration)
+    await fleet.record_agent_run(redis, _result("tests", "failure", 4.0), finished_at=2000.0)
+    await redis.zadd(ARQ_QUEUE, {"ready-job": 1_000, "deferred-job": 10**15})
+
+    snap = await fleet.snapshot(redis, now=5_000.0)
+    assert snap["workers"]["alive"] == 2 and snap["workers"]["jobs_running"] == 2 and snap["workers"]["capacity"] == 8
+    assert [w["id"] for w in snap["workers"]["list"]] == ["host-a:1", "host-b:7"]
+    assert snap["queue"] == {"queued": 2, "ready": 1, "deferred": 1}
+    tests = snap["agents"]["tests"]
+    assert tests["runs"] == 5 and tests["by_conclusion"] == {"success": 4, "failure": 1}
+    assert (tests["duration_p50_s"], tests["last_finished_at"]) == (3.0, 2000.0)
+    assert snap["agents"]["security"] == {"runs": 0, "by_conclusion": {}, "recent": 0, "duration_p50_s": None,
+                                          "duration_p95_s": None, "last_finished_at": None}
+    assert "used_memory" in snap["redis"] and "connected_clients" in snap["redis"]
+
+
+async def test_a_heartbeat_expires_and_a_stopping_worker_forgets_itself(redis: Redis) -> None:
+    await fleet.beat(redis, "host-a:1", started_at=1.0, jobs_running=0, max_jobs=4)
+    assert 0 < await redis.ttl(fleet.WORKER_PREFIX + "host-a:1") <= fleet.HEARTBEAT_TTL_S
+    assert json.loads(await redis.get(fleet.WORKER_PREFIX + "host-a:1"))["max_jobs"] == 4
+    await fleet.forget(redis, "host-a:1")
+    assert (await fleet.snapshot(redis))["workers"]["alive"] == 0
+
+
+async def test_recent_runs_are_capped(redis: Redis) -> None:
+    for index in range(fleet.RECENT_RUNS + 20):
+        await fleet.record_agent_run(redis, _result("quality", "success", 0.1), finished_at=float(index))
+    snap = await fleet.snapshot(redis)
+    assert snap["agents"]["quality"]["recent"] == fleet.RECENT_RUNS
+    assert snap["agents"]["quality"]["runs"] == fleet.RECENT_RUNS + 20
