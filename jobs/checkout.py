@@ -148,6 +148,27 @@ async def checkout(data_dir: Path, forge: str, source: Source, dest: Path, auth_
     return dest
 
 
+async def resolve_ref(data_dir: Path, forge: str, source: Source, auth_header: str | None) -> str:
+    """The commit `source.refs[0]` (a branch) points at now, fetched into the mirror."""
+    specs = _refspecs(source.refs[:1])
+    if not specs:
+        raise CheckoutError(f"not a branch to analyse: {source.refs[:1]!r}")
+    mirror = mirror_path(data_dir, forge, source.repo)
+    home = data_dir / "git-home"
+    home.mkdir(parents=True, exist_ok=True)
+    env = git_env(home, auth_header)
+    secret = auth_header.split(" ")[-1] if auth_header else None
+    async with _FileLock(mirror.with_suffix(".lock")):
+        await _ensure_mirror(mirror, source.clone_url, env)
+        try:
+            await git("fetch", "--quiet", "--no-tags", "--filter=blob:none", "origin", *specs, cwd=mirror, env=env,
+                      secret=secret)
+        except CheckoutError:
+            raise CheckoutError(f"{source.refs[0]} is not in {source.repo}") from None
+    local = "refs/aqe/" + source.refs[0].removeprefix("refs/")
+    return (await git("rev-parse", "--verify", f"{local}^{{commit}}", cwd=mirror, env=env)).strip()
+
+
 async def remove_worktree(data_dir: Path, forge: str, repo: str, dest: Path) -> None:
     mirror = mirror_path(data_dir, forge, repo)
     env = git_env(data_dir / "git-home")

@@ -7,12 +7,14 @@ forge's reporter.
 
 from __future__ import annotations
 
+import hashlib
 import time
-from typing import Literal
+from typing import Any, Literal
 
 import msgspec
 
 Level = Literal["failure", "warning", "notice"]
+Priority = Literal["high", "normal", "low"]
 Conclusion = Literal["success", "failure", "neutral", "cancelled", "skipped", "timed_out", "action_required"]
 JobStatus = Literal["queued", "running", "completed", "failed", "cancelled", "skipped"]
 
@@ -40,6 +42,8 @@ class RunRequest(msgspec.Struct, kw_only=True):
     draft: bool = False
     trusted: bool = False  # a maintainer asked for this run explicitly (e.g. "/aqe run")
     propose_tests: bool = False  # open a pull request with the generated tests ("/aqe generate-tests")
+    options: dict[str, dict[str, Any]] = {}  # per `.aqe.yml` section, keys an API request sets over the file's
+    priority: Priority = "normal"  # which jobs a worker takes first
     installation_id: int | None = None
     delivery_id: str | None = None
     sender: str | None = None
@@ -56,8 +60,16 @@ class RunRequest(msgspec.Struct, kw_only=True):
     def dedupe_key(self, kind: str = "analyse") -> str:
         """What makes two requests "the same run": one active job per such key."""
         agents = ",".join(sorted(self.agents)) or "configured"
-        commit = self.head_sha or f"pr{self.pr_number}"  # "/aqe run" knows the PR, not yet its head
-        return f"{self.forge}:{self.repo}:{commit}:{kind}:{agents}"
+        commit = self.head_sha or (f"pr{self.pr_number}" if self.pr_number else f"ref:{self.head_ref}")
+        key = f"{self.forge}:{self.repo}:{commit}:{kind}:{agents}"
+        if self.options:  # the same commit analysed with other settings is another analysis
+            digest = hashlib.sha256(msgspec.json.encode(self.options, order="sorted")).hexdigest()[:16]
+            key += f":{digest}"
+        return key
+
+    @property
+    def from_api(self) -> bool:
+        return self.trigger.startswith("api.")
 
 
 class Finding(msgspec.Struct, kw_only=True):

@@ -14,6 +14,8 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
+import msgspec
+
 from jobs import checkout, fleet
 from jobs.agents.base import AgentOptions, LlmOptions, Progress, Workspace
 from jobs.agents.registry import AGENTS
@@ -22,6 +24,7 @@ from jobs.forges.registry import forge as forge_named
 from jobs.model import TERMINAL_STATUSES, AgentResult, Conclusion, Finding, JobRecord, Step, now
 from jobs.reporting.base import Reporter
 from jobs.repo_config import CONFIG_PATHS, ConfigError, RepoConfig, parse_config
+from jobs.reporting.record import RecordReporter
 from jobs.reporting.render import LEVEL_ORDER
 from jobs.services import Services
 from jobs.settings import Settings
@@ -124,6 +127,20 @@ def prioritised(findings: list[Finding], changed: dict[str, set[int]] | None) ->
     return sorted(findings, key=lambda f: (LEVEL_ORDER.get(f.level, 3), not on_changed(f)))
 
 
+def apply_options(config: RepoConfig, options: dict[str, dict[str, Any]]) -> RepoConfig:
+    """`.aqe.yml` with the keys an API request sets (e.g. `{"tests": {"command": "make test"}}`) laid over it."""
+    for section, values in options.items():
+        current = getattr(config, section, None)
+        if current is None:
+            raise ConfigError("the request", f"{section}: no such section", None)
+        try:
+            merged = msgspec.convert({**msgspec.to_builtins(current), **values}, type(current))
+        except (msgspec.ValidationError, ValueError) as exc:
+            raise ConfigError("the request", f"{section}: {exc}", None) from None
+        setattr(config, section, merged)
+    return config
+
+
 def generated_files(directory: Path | None) -> dict[str, bytes]:
     """Repository path -> content of every file under the test-generation agent's output directory."""
     if directory is None or not directory.is_dir():
@@ -206,15 +223,19 @@ class JobRun:
         self.record.attempts += 1
         await self.tracker.step("authenticate", 2)
         token = await self.forge.token(self.services, req)
-        self.reporter = await self.forge.reporter(self.services, self.record, token)
+        self.reporter = RecordReporter() if req.from_api else await self.forge.reporter(self.services, self.record,
+                                                                                        token)
         self.record.request = req = await self.reporter.resolve(req)
         await self.tracker.step("checkout", 5)
         auth = self.forge.git_auth(token)
+        if not req.head_sha and req.head_ref:  # an API request named a branch: analyse its tip as it is now
+            req.head_sha = await checkout.resolve_ref(self.services.settings.data_dir, req.forge,
+                                                      self.forge.source(req), auth)
         root = await checkout.checkout(self.services.settings.data_dir, req.forge, self.forge.source(req),
                                        self.workdir / "src", auth)
         await self.tracker.step("config", 15)
         try:
-            config = await load_config(self.services, self.record, root, auth)
+            config = apply_options(await load_config(self.services, self.record, root, auth), req.options)
         except ConfigError as exc:
             await self._config_failed(exc)
             return

@@ -34,6 +34,9 @@ from jobs.model import TERMINAL_STATUSES, JobRecord, RunRequest, Step, json_enco
 DELIVERY_TTL_S = 4 * 24 * 3600  # GitHub lets a delivery be redelivered for 3 days
 RECORD_TTL_S = 30 * 24 * 3600
 BASELINE_TTL_S = 90 * 24 * 3600
+# arq takes the lowest score first and only scores not in the future: a higher priority is an earlier score, so
+# a high job waiting a moment still goes before normal ones queued up to an hour ago.
+PRIORITY_HEAD_START_MS = {"high": 2 * 3600 * 1000, "normal": 3600 * 1000, "low": 0}
 ACTIVE_TTL_S = 2 * 3600  # longer than any job may run (the worker's job_timeout)
 STREAM_MAXLEN = 2000
 DELIVERY_LOG_MAXLEN = 100_000
@@ -74,7 +77,7 @@ def new_job_id() -> str:
 
 
 # KEYS: delivery key, active key. ARGV: job id, arq job bytes, score (ms), record json, PR number or "",
-# event, action, repo. The other keys derive from the job id; the constants are formatted in below.
+# event, action, repo, queue score (ms: the score less the priority's head start). The other keys derive from the job id; the constants are formatted in below.
 _ENQUEUE_LUA = """
 local seen = redis.call('GET', KEYS[1])
 if seen then return {'duplicate', seen} end
@@ -92,7 +95,7 @@ end
 local id = ARGV[1]
 redis.call('SET', KEYS[2], id, 'EX', %(active_ttl)d)
 redis.call('SET', '%(arq_prefix)s' .. id, ARGV[2], 'PX', %(arq_expires_ms)d)
-redis.call('ZADD', '%(arq_queue)s', ARGV[3], id)
+redis.call('ZADD', '%(arq_queue)s', ARGV[9], id)
 redis.call('SET', 'aqe:job:' .. id, ARGV[4], 'EX', %(record_ttl)d)
 redis.call('XADD', 'aqe:job:' .. id .. ':events', 'MAXLEN', '~', %(stream_maxlen)d, '*', 'type', 'queued',
            'data', '{"status":"queued","progress":0.0}')
@@ -175,9 +178,10 @@ class JobStore:
         job_id, created = new_job_id(), now()
         record = JobRecord(id=job_id, status="queued", request=request, created_at=created)
         score = int(created * 1000)
+        queue_score = score - PRIORITY_HEAD_START_MS[request.priority]
         keys = [delivery_key, f"aqe:active:{request.dedupe_key()}"]
-        args = [job_id, arq_job_bytes(job_id, score), score, json_encoder.encode(record), request.pr_number or "",
-                event, action, request.repo]
+        args = [job_id, arq_job_bytes(job_id, score), score, json_encoder.encode(record),
+                request.pr_number or "", event, action, request.repo, queue_score]
         state, found = await self._run_enqueue(keys, args)
         return EnqueueOutcome(state.decode(), found.decode())
 

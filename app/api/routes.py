@@ -2,9 +2,12 @@
 
 from starlette.routing import Mount, Route
 
-from app.api import fleet, jobs
+from app.api import fleet, jobs, submit
 
 api_v1 = Mount("/api/v1", routes=[
     Route("/job/{job_id}/status", jobs.job_status, methods=["GET"]),
     Route("/fleet/status", fleet.fleet_status, methods=["GET", "POST"]),
+    Route("/test/execute", submit.test_execute, methods=["POST"]),
+    Route("/security/scan", submit.security_scan, methods=["POST"]),
+    Route("/performance/test", submit.performance_test, methods=["POST"]),
 ])

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
+import time
+
 import msgspec
 from redis.asyncio import Redis
 
@@ -87,3 +90,18 @@ async def test_saving_an_ended_record_frees_its_analysis_key(redis: Redis) -> No
     record.status = "completed"
     await store.save(record, "complete", {"progress": 100.0})
     assert (await store.enqueue(_request(), delivery_key="aqe:delivery:github:d3")).state == "queued"
+
+
+async def test_a_higher_priority_is_taken_first(redis) -> None:  # type: ignore[no-untyped-def]
+    store = JobStore(redis)
+    ids = {}
+    for index, priority in enumerate(("low", "normal", "high", "normal")):
+        request = RunRequest(forge="github", repo="acme/widgets", clone_url="u", head_sha=f"{index:040x}",
+                             trigger="api.test", agents=["tests"], priority=priority)  # type: ignore[arg-type]
+        ids[index] = (await store.enqueue(request, delivery_key=f"aqe:delivery:api:{index}")).job_id
+        await asyncio.sleep(0.002)  # scores are milliseconds: one per job, so arrival order is defined
+    order = [member.decode() for member in await redis.zrange("arq:queue", 0, -1)]
+    assert order == [ids[2], ids[1], ids[3], ids[0]]  # high, then normal in arrival order, then low
+    assert await redis.zcount("arq:queue", "-inf", int(time.time() * 1000)) == 4  # all ready now, none deferred
+    created = [member.decode() for member in await redis.zrange("aqe:jobs", 0, -1)]
+    assert created == [ids[0], ids[1], ids[2], ids[3]]  # the job list stays in creation order

@@ -1,0 +1,182 @@
+"""The POST endpoints that start a job: `/test/execute`, `/security/scan`, `/performance/test`.
+
+Each body names the code (`repo` where the GitHub App is installed, plus `sha` or `ref`) and the agent's
+settings; those are validated here, against the same `.aqe.yml` section structs the worker uses, so a bad
+value is a 422 naming the field, not a failed job. The job is enqueued like a webhook's (one Redis round trip)
+and answered 202 with where to follow it. Results go to the job record and its stream only: an API job
+writes nothing to the forge.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import secrets
+from collections.abc import Callable
+from typing import Any, Literal
+
+import msgspec
+from starlette.requests import Request
+from starlette.responses import Response
+
+from app.api.auth import require_api_key
+from app.api.errors import ApiError
+from jobs.model import Priority, RunRequest
+from jobs.performance.config import PerformanceConfig
+from jobs.repo_config import TestsConfig
+from jobs.security.config import SecurityConfig
+from jobs.settings import Settings
+
+SHA_RE = re.compile(r"^[0-9a-f]{40}$")
+REPO_RE = re.compile(r"^[A-Za-z0-9_.-]{1,100}/[A-Za-z0-9_.-]{1,100}$")
+REF_RE = re.compile(r"^(?!.*\.\.)(?!/)[A-Za-z0-9._/-]{1,200}(?<!/)$")
+MAX_BODY_BYTES = 1024 * 1024
+_encode = msgspec.json.Encoder().encode
+
+
+class Target(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    repo: str  # "owner/name" of a repository the GitHub App is installed on
+    sha: str | None = None
+    ref: str | None = None  # a branch: its tip when the job starts
+    priority: Priority = "normal"
+
+
+class TestExecute(Target, kw_only=True, forbid_unknown_fields=True):
+    __test__ = False
+    command: str | None = None  # default: detected (pytest for Python repositories)
+    setup: list[str] | None = None
+    timeout: int | None = None
+    coverage: bool = True  # also run the coverage agent on the tests' report
+
+
+class SecurityScan(Target, kw_only=True, forbid_unknown_fields=True):
+    scan_types: list[Literal["sast", "secrets", "dependencies"]] = msgspec.field(
+        default_factory=lambda: ["sast", "secrets", "dependencies"])
+    fail_on: Literal["critical", "high", "medium", "low", "none"] | None = None
+
+
+class PerformanceTest(Target, kw_only=True, forbid_unknown_fields=True):
+    target_url: str
+    virtual_users: int | None = None
+    duration: str | float | None = None
+    ramp_up: str | float | None = None
+    thresholds: list[str] | None = None
+    requests: list[dict[str, Any]] | None = None
+
+
+def _set(values: dict[str, Any]) -> dict[str, Any]:
+    return {key: value for key, value in values.items() if value is not None}
+
+
+def tests_job(body: TestExecute) -> tuple[list[str], dict[str, dict[str, Any]]]:
+    options = {"tests": _set({"command": body.command, "setup": body.setup, "timeout": body.timeout})}
+    return (["tests", "coverage"] if body.coverage else ["tests"]), options
+
+
+def security_job(body: SecurityScan) -> tuple[list[str], dict[str, dict[str, Any]]]:
+    scanners = [{"sast": "sast", "secrets": "secrets", "dependencies": "dependencies"}[t] for t in body.scan_types]
+    if not scanners:
+        raise ApiError(422, "invalid_request", "scan_types: name at least one of sast, secrets, dependencies")
+    return ["security"], {"security": _set({"scanners": sorted(set(scanners)), "fail_on": body.fail_on,
+                                            "new_code_only": False})}
+
+
+def performance_job(body: PerformanceTest) -> tuple[list[str], dict[str, dict[str, Any]]]:
+    return ["performance"], {"performance": _set({
+        "target_url": body.target_url, "virtual_users": body.virtual_users, "duration": body.duration,
+        "ramp_up": body.ramp_up, "thresholds": body.thresholds, "requests": body.requests, "run_on": "both"})}
+
+
+SECTIONS: dict[str, type[msgspec.Struct]] = {"tests": TestsConfig, "security": SecurityConfig,
+                                             "performance": PerformanceConfig}
+
+
+def validated_options(options: dict[str, dict[str, Any]]) -> None:
+    """Raise a 422 naming the field when a section would not accept these values."""
+    for section, values in options.items():
+        try:
+            msgspec.convert(values, SECTIONS[section])
+        except (msgspec.ValidationError, ValueError) as exc:
+            message = re.sub(rf"`\$\.{section}\.", "`$.", str(exc)).replace(" - at ", " at ")
+            raise ApiError(422, "invalid_request", message) from None
+
+
+def web_url(api_url: str) -> str:
+    """Where repositories are cloned from, for a GitHub API base URL (github.com, Enterprise, a test fake)."""
+    if api_url.rstrip("/") == "https://api.github.com":
+        return "https://github.com"
+    return api_url.rstrip("/").removesuffix("/api/v3")
+
+
+def run_request(body: Target, agents: list[str], options: dict[str, dict[str, Any]], settings: Settings,
+                endpoint: str) -> RunRequest:
+    if not REPO_RE.match(body.repo):
+        raise ApiError(422, "invalid_request", f"repo: {body.repo[:120]!r} is not 'owner/name'")
+    if (body.sha is None) == (body.ref is None):
+        raise ApiError(422, "invalid_request", "give exactly one of sha (40 hex characters) or ref (a branch)")
+    if body.sha is not None and not SHA_RE.match(body.sha):
+        raise ApiError(422, "invalid_request", "sha: must be a full commit sha, 40 lowercase hex characters")
+    if body.ref is not None and not REF_RE.match(body.ref.removeprefix("refs/heads/")):
+        raise ApiError(422, "invalid_request", f"ref: {body.ref[:120]!r} is not a branch name")
+    if settings.github is None:
+        raise ApiError(503, "not_configured", "the GitHub App is not configured on this AQE: "
+                                              + ", ".join(settings.missing))
+    validated_options(options)
+    return RunRequest(forge="github", repo=body.repo, clone_url=f"{web_url(settings.github_api_url)}/{body.repo}.git",
+                      head_sha=body.sha or "", head_ref=body.ref.removeprefix("refs/heads/") if body.ref else None,
+                      trigger=f"api.{endpoint}", agents=agents, options=options, priority=body.priority)
+
+
+def job_links(public_url: str, job_id: str) -> dict[str, str]:
+    ws = "wss" + public_url[5:] if public_url.startswith("https") else "ws" + public_url[4:]
+    base = f"/api/v1/job/{job_id}"
+    return {"status_url": f"{public_url}{base}/status", "stream_url": f"{ws}{base}/stream",
+            "events_url": f"{public_url}{base}/events"}
+
+
+def delivery_key(request: Request, principal: str) -> str:
+    """The Idempotency-Key (per caller) as the enqueue script's dedupe key; a fresh one without it."""
+    key = request.headers.get("idempotency-key")
+    if key is None:
+        return f"aqe:delivery:api:{secrets.token_hex(12)}"
+    if not 1 <= len(key) <= 200:
+        raise ApiError(422, "invalid_request", "Idempotency-Key: 1 to 200 characters")
+    return "aqe:delivery:api:" + hashlib.sha256(f"{principal}\0{key}".encode()).hexdigest()
+
+
+async def _body(request: Request, kind: type[Target]) -> Any:
+    raw = await request.body()
+    if len(raw) > MAX_BODY_BYTES:
+        raise ApiError(413, "too_large", f"the body is over {MAX_BODY_BYTES} bytes")
+    if "json" not in request.headers.get("content-type", "application/json"):
+        raise ApiError(415, "unsupported_media_type", "send the body as application/json")
+    try:
+        return msgspec.json.decode(raw or b"{}", type=kind)
+    except msgspec.ValidationError as exc:
+        raise ApiError(422, "invalid_request", str(exc)) from None
+    except msgspec.DecodeError:
+        raise ApiError(400, "invalid_json", "the body is not valid JSON") from None
+
+
+def endpoint(kind: type[Any], build: Callable[[Any], tuple[list[str], dict[str, dict[str, Any]]]],
+             name: str) -> Callable[[Request], Any]:
+    async def start_job(request: Request) -> Response:
+        key = await require_api_key(request)
+        body = await _body(request, kind)
+        agents, options = build(body)
+        settings: Settings = request.app.state.settings
+        run = run_request(body, agents, options, settings, name)
+        outcome = await request.app.state.store.enqueue(run, delivery_key=delivery_key(request, f"{key.name}:{key.created_at}"),
+                                                        event="api", action=name)
+        answer = {"job_id": outcome.job_id, "status": "queued", "outcome": outcome.state,
+                  **job_links(settings.public_url, outcome.job_id)}
+        return Response(_encode(answer), status_code=202, media_type="application/json",
+                        headers={"Location": answer["status_url"]})
+
+    start_job.__name__ = f"start_{name.replace('-', '_')}"
+    return start_job
+
+
+test_execute = endpoint(TestExecute, tests_job, "test-execute")
+security_scan = endpoint(SecurityScan, security_job, "security-scan")
+performance_test = endpoint(PerformanceTest, performance_job, "performance-test")

@@ -1,0 +1,130 @@
+"""Jobs started through the REST API, end to end: a real web process and worker, the fake GitHub, the planted project."""
+
+from __future__ import annotations
+
+import json
+import time
+from typing import Any
+
+import httpx
+import redis as redis_sync
+
+from tests.e2e.conftest import REPO, Stack
+from tests.e2e.test_agents import plant
+from tests.fakes.target import FakeTarget
+
+
+def _key(stack: Stack) -> dict[str, str]:
+    created = stack.aqe("api", "generate-key", "--name", "ci")
+    assert created.returncode == 0, created.stderr
+    return {"Authorization": f"Bearer {created.stdout.strip()}"}
+
+
+def _post(stack: Stack, path: str, body: dict[str, Any], headers: dict[str, str]) -> httpx.Response:
+    return httpx.post(f"{stack.web_url}/api/v1{path}", json=body, headers=headers, timeout=10)
+
+
+def _finished(stack: Stack, job_id: str, headers: dict[str, str], timeout: float = 120) -> dict[str, Any]:
+    deadline = time.monotonic() + timeout
+    while True:
+        record = httpx.get(f"{stack.web_url}/api/v1/job/{job_id}/status", headers=headers, timeout=5).json()
+        if record["status"] in ("completed", "failed", "cancelled") or time.monotonic() > deadline:
+            return record
+        time.sleep(0.1)
+
+
+def _agent(record: dict[str, Any], name: str) -> dict[str, Any]:
+    return next(a for a in record["result"]["agents"] if a["agent"] == name)
+
+
+def test_security_scan_of_a_commit_reports_to_the_job_only(stack: Stack) -> None:
+    base, head = plant(stack)
+    headers = _key(stack)
+    answer = _post(stack, "/security/scan", {"repo": REPO, "sha": head, "scan_types": ["secrets", "sast"]}, headers)
+    assert answer.status_code == 202, answer.text
+    body = answer.json()
+    job_id = body["job_id"]
+    assert body["status_url"] == f"{stack.web_url}/api/v1/job/{job_id}/status"
+    assert body["stream_url"] == f"ws{stack.web_url[4:]}/api/v1/job/{job_id}/stream"
+    assert body["events_url"] == f"{stack.web_url}/api/v1/job/{job_id}/events"
+    assert answer.headers["location"] == body["status_url"]
+
+    record = _finished(stack, job_id, headers)
+    assert (record["status"], record["result"]["conclusion"]) == ("completed", "failure")
+    security = _agent(record, "security")
+    assert security["metrics"]["dependency_scan"] == "disabled"  # scan_types left it out
+    found = sorted((f["path"], f["start_line"], f["rule"]) for f in security["findings"])
+    assert ("shop/backup.py", 5, "B602") in found and ("shop/settings.py", 2, "AWSKeyDetector") in found
+    assert not any(path == "requirements.txt" for path, _, _ in found)
+    assert [r for r in stack.fake.check_runs.values() if r["head_sha"] == head] == []  # nothing on GitHub
+    assert stack.osv.calls_to("/v1/querybatch") == []
+
+
+def test_test_execute_of_a_branch_runs_its_tip_with_coverage(stack: Stack) -> None:
+    base, head = plant(stack)
+    headers = _key(stack)
+    answer = _post(stack, "/test/execute", {"repo": REPO, "ref": "planted", "priority": "high"}, headers)
+    assert answer.status_code == 202, answer.text
+    record = _finished(stack, answer.json()["job_id"], headers)
+    assert record["request"]["head_sha"] == head and record["request"]["priority"] == "high"
+    assert [a["agent"] for a in record["result"]["agents"]] == ["tests", "coverage"]
+    assert _agent(record, "tests")["title"] == "1 failed, 3 passed"
+    assert _agent(record, "coverage")["metrics"]["total_percent"] == 76.3
+
+
+def test_performance_test_against_a_target(stack: Stack) -> None:
+    base, head = plant(stack)
+    headers = _key(stack)
+    with FakeTarget() as target:
+        answer = _post(stack, "/performance/test", {
+            "repo": REPO, "sha": head, "target_url": f"{target.url}/fast", "virtual_users": 2, "duration": "1s",
+            "ramp_up": 0, "thresholds": ["p95 < 2s", "errors < 1%"]}, headers)
+        assert answer.status_code == 202, answer.text
+        record = _finished(stack, answer.json()["job_id"], headers)
+        with target.lock:
+            served = target.requests
+    performance = _agent(record, "performance")
+    assert performance["conclusion"] == "success" and performance["metrics"]["requests"] == served > 0
+    assert performance["metrics"]["thresholds"] == 2 and performance["metrics"]["thresholds_failed"] == 0
+
+
+def test_bad_requests_are_refused_with_the_field_named(stack: Stack) -> None:
+    headers = _key(stack)
+    sha = stack.repo.main_sha
+    assert _post(stack, "/security/scan", {"repo": REPO, "sha": sha}, {}).status_code == 401
+    cases = [
+        ("/security/scan", {"sha": sha}, "repo"),
+        ("/security/scan", {"repo": REPO, "sha": sha, "ref": "main"}, "exactly one of sha"),
+        ("/security/scan", {"repo": REPO, "sha": "abc"}, "sha:"),
+        ("/security/scan", {"repo": "not a repo", "sha": sha}, "repo:"),
+        ("/security/scan", {"repo": REPO, "sha": sha, "scan_types": ["viruses"]}, "scan_types"),
+        ("/security/scan", {"repo": REPO, "sha": sha, "colour": "red"}, "colour"),
+        ("/test/execute", {"repo": REPO, "ref": "../etc"}, "ref:"),
+        ("/test/execute", {"repo": REPO, "sha": sha, "timeout": 0}, "timeout"),
+        ("/performance/test", {"repo": REPO, "sha": sha, "target_url": "ftp://x"}, "target_url"),
+        ("/performance/test", {"repo": REPO, "sha": sha, "target_url": "http://127.0.0.1:9", "duration": "1h"},
+         "duration"),
+        ("/performance/test", {"repo": REPO, "sha": sha, "target_url": "http://127.0.0.1:9",
+                               "thresholds": ["p95 < fast"]}, "thresholds"),
+    ]
+    for path, body, named in cases:
+        answer = _post(stack, path, body, headers)
+        assert answer.status_code == 422, (body, answer.text)
+        assert answer.headers["content-type"] == "application/problem+json"
+        assert named in answer.json()["detail"], (body, answer.json())
+    broken = httpx.post(f"{stack.web_url}/api/v1/security/scan", content=b"{not json", headers={
+        **headers, "Content-Type": "application/json"}, timeout=5)
+    assert broken.status_code == 400 and broken.json()["code"] == "invalid_json"
+    assert redis_sync.Redis.from_url(stack.redis_url).zcard("arq:queue") == 0  # nothing was enqueued
+
+
+def test_idempotency_key_returns_the_same_job(stack: Stack) -> None:
+    headers = _key(stack)
+    body = {"repo": REPO, "sha": stack.repo.main_sha, "scan_types": ["secrets"]}
+    first = _post(stack, "/security/scan", body, {**headers, "Idempotency-Key": "build-41"})
+    again = _post(stack, "/security/scan", body, {**headers, "Idempotency-Key": "build-41"})
+    assert first.status_code == again.status_code == 202
+    assert again.json()["job_id"] == first.json()["job_id"] and again.json()["outcome"] == "duplicate"
+    other = _post(stack, "/security/scan", {**body, "scan_types": ["sast"]}, {**headers, "Idempotency-Key": "b-42"})
+    assert other.json()["job_id"] != first.json()["job_id"]
+    json.dumps(_finished(stack, first.json()["job_id"], headers))
