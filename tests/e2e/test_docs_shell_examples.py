@@ -38,6 +38,13 @@ def test_generate_key_and_job_status_examples(stack: Stack) -> None:
     [(status, _)] = examples("api.md", "job-status")
     record = json.loads(_sh(stack, status, AQE_URL=stack.web_url, AQE_API_KEY=key, JOB_ID=job_id))
     assert record["id"] == job_id and record["request"]["repo"] == REPO
+    [(scan, _)] = examples("api.md", "security-scan")
+    started = json.loads(_sh(stack, scan, AQE_URL=stack.web_url, AQE_API_KEY=key, REPO=REPO, SHA=repo.main_sha,
+                             BUILD_ID="jenkins-7"))
+    assert started["status_url"].endswith(f"/api/v1/job/{started['job_id']}/status")
+    again = json.loads(_sh(stack, scan, AQE_URL=stack.web_url, AQE_API_KEY=key, REPO=REPO, SHA=repo.main_sha,
+                           BUILD_ID="jenkins-7"))
+    assert again["job_id"] == started["job_id"]
     [(fleet, _)] = examples("api.md", "fleet-status")
     status_of_fleet = json.loads(_sh(stack, fleet, AQE_URL=stack.web_url, AQE_API_KEY=key))
     assert status_of_fleet["workers"]["alive"] == 1 and "tests" in status_of_fleet["agents"]
