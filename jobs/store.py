@@ -109,6 +109,21 @@ return {'queued', id}
        "active_ttl": ACTIVE_TTL_S, "arq_prefix": ARQ_JOB_PREFIX, "arq_expires_ms": ARQ_EXPIRES_MS,
        "arq_queue": ARQ_QUEUE, "stream_maxlen": STREAM_MAXLEN}
 
+# KEYS: arq's in-progress key, the arq queue, arq's job key, arq's abort set. ARGV: job id, now (ms).
+# A job no worker has taken leaves the queue here (a worker then finds no score and skips it); one that is
+# running is flagged for arq to cancel.
+_CANCEL_LUA = """
+if redis.call('EXISTS', KEYS[1]) == 1 then
+  redis.call('ZADD', KEYS[4], ARGV[2], ARGV[1])
+  return 'aborting'
+end
+if redis.call('ZREM', KEYS[2], ARGV[1]) == 1 then
+  redis.call('DEL', KEYS[3])
+  return 'removed'
+end
+return 'gone'
+"""
+
 _RELEASE_LUA = "if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end return 0"
 
 _EXCEPTION_EXT = 1
@@ -219,6 +234,23 @@ class JobStore:
     async def release(self, record: JobRecord) -> None:
         """Let the next request with the same meaning start a new job (compare-and-delete)."""
         await self.redis.eval(_RELEASE_LUA, 1, f"aqe:active:{record.request.dedupe_key()}", record.id)
+
+    async def cancel(self, job_id: str) -> str:
+        """"removed" (it had not started: the caller ends its record), "aborting" (arq cancels it where it
+        runs, and the pipeline ends it), or "gone" (no longer queued nor running)."""
+        keys = [f"arq:in-progress:{job_id}", ARQ_QUEUE, f"{ARQ_JOB_PREFIX}{job_id}", "arq:abort"]
+        answer = await self.redis.eval(_CANCEL_LUA, len(keys), *keys, job_id, int(time.time() * 1000))
+        return answer.decode() if isinstance(answer, bytes) else str(answer)
+
+    async def recent(self, *, before_ms: int | None, batch: int) -> list[tuple[str, int]]:
+        """Job ids with their creation time (ms), newest first, created before `before_ms`."""
+        top = f"({before_ms}" if before_ms is not None else "+inf"
+        rows = await self.redis.zrevrangebyscore("aqe:jobs", top, "-inf", start=0, num=batch, withscores=True)
+        return [(member.decode(), int(score)) for member, score in rows]
+
+    async def get_many(self, job_ids: list[str]) -> list[JobRecord | None]:
+        raws = await self.redis.mget([job_key(job_id) for job_id in job_ids]) if job_ids else []
+        return [None if raw is None else record_decoder.decode(raw) for raw in raws]
 
     async def save_artifact(self, job_id: str, name: str, data: bytes) -> None:
         await self.redis.set(artifact_key(job_id, name), data, ex=RECORD_TTL_S)

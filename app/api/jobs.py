@@ -1,4 +1,4 @@
-"""GET /api/v1/job/{id}/status."""
+"""Jobs: GET /api/v1/job/{id}/status, GET /api/v1/jobs, POST /api/v1/job/{id}/cancel."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from starlette.responses import Response
 
 from app.api.auth import require_api_key
 from app.api.errors import ApiError
-from jobs.model import JobRecord
+from jobs.model import TERMINAL_STATUSES, JobRecord, now
 
 JOB_ID_RE = re.compile(r"^[0-9a-f]{24}$")
 _encode = msgspec.json.Encoder().encode
@@ -37,3 +37,71 @@ async def job_status(request: Request) -> Response:
     await require_api_key(request)
     record = await load_job(request)
     return Response(_encode(status_view(record)), media_type="application/json")
+
+
+LIST_MAX = 100
+LIST_SCAN_LIMIT = 5000  # records looked at for one page of a filtered list
+STATUSES = ("queued", "running", "completed", "failed", "cancelled", "skipped")
+
+
+def job_summary(record: JobRecord) -> dict:
+    req = record.request
+    return {"id": record.id, "status": record.status, "conclusion": record.conclusion, "progress": record.progress,
+            "repo": req.repo, "head_sha": req.head_sha, "head_ref": req.head_ref, "pr_number": req.pr_number,
+            "trigger": req.trigger, "agents": record.agents or req.agents, "created_at": record.created_at,
+            "finished_at": record.finished_at}
+
+
+def _list_params(request: Request) -> tuple[str | None, str | None, int, int | None]:
+    query = request.query_params
+    repo, status = query.get("repo"), query.get("status")
+    if status is not None and status not in STATUSES:
+        raise ApiError(422, "invalid_request", f"status: one of {', '.join(STATUSES)}")
+    limit_text, cursor = query.get("limit", "20"), query.get("cursor")
+    if not limit_text.isdigit() or not 1 <= int(limit_text) <= LIST_MAX:
+        raise ApiError(422, "invalid_request", f"limit: a number from 1 to {LIST_MAX}")
+    if cursor is not None and not cursor.isdigit():
+        raise ApiError(422, "invalid_request", "cursor: pass back the `next_cursor` of the previous page")
+    return repo, status, int(limit_text), int(cursor) if cursor is not None else None
+
+
+async def list_jobs(request: Request) -> Response:
+    """GET /api/v1/jobs?repo=&status=&limit=&cursor=: newest first; `next_cursor` fetches the next page."""
+    await require_api_key(request)
+    repo, status, limit, cursor = _list_params(request)
+    store = request.app.state.store
+    found: list[dict] = []
+    scanned, next_cursor = 0, None
+    while len(found) < limit and scanned < LIST_SCAN_LIMIT:
+        rows = await store.recent(before_ms=cursor, batch=max(limit * 2, 50))
+        if not rows:
+            cursor = None
+            break
+        for (job_id, score), record in zip(rows, await store.get_many([job_id for job_id, _ in rows]), strict=True):
+            cursor = score
+            if record is None or (repo and record.request.repo != repo) or (status and record.status != status):
+                continue
+            found.append(job_summary(record))
+            if len(found) == limit:
+                break
+        scanned += len(rows)
+    if cursor is not None and (len(found) == limit or scanned >= LIST_SCAN_LIMIT):
+        next_cursor = str(cursor)
+    return Response(_encode({"jobs": found, "next_cursor": next_cursor}), media_type="application/json")
+
+
+async def cancel_job(request: Request) -> Response:
+    """POST /api/v1/job/{id}/cancel: a queued job ends at once; a running one is stopped where it runs."""
+    await require_api_key(request)
+    record = await load_job(request)
+    if record.status in TERMINAL_STATUSES:
+        raise ApiError(409, "job_ended", f"job {record.id} already ended ({record.status})")
+    store = request.app.state.store
+    outcome = await store.cancel(record.id)
+    if outcome == "removed":
+        record.status, record.finished_at = "cancelled", now()
+        record.conclusion, record.error = "cancelled", "cancelled through the API before it started"
+        await store.save(record, "error", {"status": "cancelled", "progress": record.progress,
+                                           "conclusion": "cancelled", "error": record.error})
+    answer = {"job_id": record.id, "status": "cancelled" if outcome == "removed" else "cancelling"}
+    return Response(_encode(answer), status_code=202, media_type="application/json")

@@ -6,6 +6,8 @@ from app.api import fleet, jobs, submit
 
 api_v1 = Mount("/api/v1", routes=[
     Route("/job/{job_id}/status", jobs.job_status, methods=["GET"]),
+    Route("/job/{job_id}/cancel", jobs.cancel_job, methods=["POST"]),
+    Route("/jobs", jobs.list_jobs, methods=["GET"]),
     Route("/fleet/status", fleet.fleet_status, methods=["GET", "POST"]),
     Route("/test/execute", submit.test_execute, methods=["POST"]),
     Route("/security/scan", submit.security_scan, methods=["POST"]),

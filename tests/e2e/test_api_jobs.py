@@ -128,3 +128,24 @@ def test_idempotency_key_returns_the_same_job(stack: Stack) -> None:
     other = _post(stack, "/security/scan", {**body, "scan_types": ["sast"]}, {**headers, "Idempotency-Key": "b-42"})
     assert other.json()["job_id"] != first.json()["job_id"]
     json.dumps(_finished(stack, first.json()["job_id"], headers))
+
+
+def test_cancelling_a_running_job_stops_it_and_lists_it_as_cancelled(stack: Stack) -> None:
+    repo = stack.repo
+    repo.branch("slow")
+    repo.write("tests/test_slow.py", "import time\n\n\ndef test_slow():\n    time.sleep(120)\n")
+    repo.commit("a slow test")
+    stack.fake.update_repo(REPO, repo.path)
+    headers = _key(stack)
+    job_id = _post(stack, "/test/execute", {"repo": REPO, "ref": "slow", "coverage": False}, headers).json()["job_id"]
+    deadline = time.monotonic() + 60
+    while httpx.get(f"{stack.web_url}/api/v1/job/{job_id}/status", headers=headers,
+                    timeout=5).json().get("step") != "agent:tests":
+        assert time.monotonic() < deadline, "the tests never started"
+        time.sleep(0.1)
+    answer = httpx.post(f"{stack.web_url}/api/v1/job/{job_id}/cancel", headers=headers, timeout=5)
+    assert answer.status_code == 202 and answer.json()["status"] == "cancelling"
+    record = _finished(stack, job_id, headers, timeout=30)
+    assert record["status"] == "cancelled" and record["error"] == "the job was cancelled"
+    listed = httpx.get(f"{stack.web_url}/api/v1/jobs?status=cancelled", headers=headers, timeout=5).json()
+    assert [j["id"] for j in listed["jobs"]] == [job_id]

@@ -1,0 +1,75 @@
+"""GET /api/v1/jobs and POST /api/v1/job/{id}/cancel of a job no worker has taken, through the real app and Redis."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterator
+
+import pytest
+import redis as redis_sync
+from redis.asyncio import Redis
+from starlette.testclient import TestClient
+
+from app.main import create_app
+from jobs import apikeys
+from jobs.model import RunRequest
+from jobs.store import JobStore
+
+
+@pytest.fixture
+def client(make_settings, redis_url: str) -> Iterator[TestClient]:  # type: ignore[no-untyped-def]
+    redis_sync.Redis.from_url(redis_url).flushdb()
+    with TestClient(create_app(make_settings())) as c:
+        yield c
+
+
+async def _seed(redis_url: str, repos: list[str]) -> tuple[dict[str, str], list[str]]:
+    redis = Redis.from_url(redis_url)
+    key = await apikeys.create_key(redis, "ci")
+    store, ids = JobStore(redis), []
+    for index, repo in enumerate(repos):
+        request = RunRequest(forge="github", repo=repo, clone_url="u", head_sha=f"{index:040x}", trigger="api.test",
+                             agents=["tests"])
+        ids.append((await store.enqueue(request, delivery_key=f"aqe:delivery:api:{index}")).job_id)
+        await asyncio.sleep(0.002)
+    await redis.aclose()
+    return {"Authorization": f"Bearer {key}"}, ids
+
+
+def test_jobs_are_listed_newest_first_filtered_and_paged(client: TestClient, redis_url: str) -> None:
+    headers, ids = asyncio.run(_seed(redis_url, ["acme/a", "acme/b", "acme/a", "acme/a", "acme/b"]))
+    assert client.get("/api/v1/jobs").status_code == 401
+    everything = client.get("/api/v1/jobs", headers=headers).json()
+    assert [j["id"] for j in everything["jobs"]] == ids[::-1] and everything["next_cursor"] is None
+    first = client.get("/api/v1/jobs?repo=acme/a&limit=2", headers=headers).json()
+    assert [j["id"] for j in first["jobs"]] == [ids[3], ids[2]] and first["next_cursor"]
+    rest = client.get(f"/api/v1/jobs?repo=acme/a&limit=2&cursor={first['next_cursor']}", headers=headers).json()
+    assert [j["id"] for j in rest["jobs"]] == [ids[0]]
+    assert client.get("/api/v1/jobs?status=completed", headers=headers).json()["jobs"] == []
+    assert all(j["status"] == "queued" and j["repo"] in ("acme/a", "acme/b") for j in everything["jobs"])
+    for bad in ("status=done", "limit=0", "limit=1000", "cursor=abc"):
+        answer = client.get(f"/api/v1/jobs?{bad}", headers=headers)
+        assert answer.status_code == 422 and bad.split("=")[0] in answer.json()["detail"]
+
+
+def test_a_queued_job_is_cancelled_at_once_and_leaves_the_queue(client: TestClient, redis_url: str) -> None:
+    headers, [job_id] = asyncio.run(_seed(redis_url, ["acme/a"]))
+    answer = client.post(f"/api/v1/job/{job_id}/cancel", headers=headers)
+    assert answer.status_code == 202 and answer.json() == {"job_id": job_id, "status": "cancelled"}
+    status = client.get(f"/api/v1/job/{job_id}/status", headers=headers).json()
+    assert (status["status"], status["result"]["conclusion"]) == ("cancelled", "cancelled")
+    sync = redis_sync.Redis.from_url(redis_url)
+    assert sync.zcard("arq:queue") == 0 and not sync.exists(f"arq:job:{job_id}")
+    assert sync.keys("aqe:active:*") == []  # the same analysis can be asked for again
+    again = client.post(f"/api/v1/job/{job_id}/cancel", headers=headers)
+    assert again.status_code == 409 and again.json()["code"] == "job_ended"
+    assert client.post("/api/v1/job/ffffffffffffffffffffffff/cancel", headers=headers).status_code == 404
+
+
+def test_a_job_a_worker_has_taken_is_flagged_for_arq_to_abort(client: TestClient, redis_url: str) -> None:
+    headers, [job_id] = asyncio.run(_seed(redis_url, ["acme/a"]))
+    sync = redis_sync.Redis.from_url(redis_url)
+    sync.set(f"arq:in-progress:{job_id}", b"1")  # what arq's worker sets when it takes the job
+    answer = client.post(f"/api/v1/job/{job_id}/cancel", headers=headers)
+    assert answer.json() == {"job_id": job_id, "status": "cancelling"}
+    assert sync.zscore("arq:abort", job_id) is not None and sync.zcard("arq:queue") == 1
