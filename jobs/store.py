@@ -164,7 +164,7 @@ def arq_deserialize(data: bytes) -> Any:
 
 @dataclass(frozen=True)
 class EnqueueOutcome:
-    state: str  # "queued" | "coalesced" | "duplicate"
+    state: str  # "queued" | "coalesced" | "duplicate" | "created" (answered at once, see create_finished)
     job_id: str
 
 
@@ -199,6 +199,17 @@ class JobStore:
                 request.pr_number or "", event, action, request.repo, queue_score]
         state, found = await self._run_enqueue(keys, args)
         return EnqueueOutcome(state.decode(), found.decode())
+
+    async def create_finished(self, record: JobRecord, delivery_key: str) -> EnqueueOutcome:
+        """A job the web process answered itself (e.g. the gate on given metrics): listed like any other, with
+        its stream's final event; a retried request with the same delivery key gets the first one."""
+        if not await self.redis.set(delivery_key, record.id, ex=DELIVERY_TTL_S, nx=True):
+            existing = await self.redis.get(delivery_key)
+            return EnqueueOutcome("duplicate", existing.decode() if existing else record.id)
+        await self.redis.zadd("aqe:jobs", {record.id: int(record.created_at * 1000)})
+        await self.save(record, "complete", {"status": record.status, "progress": record.progress,
+                                             "conclusion": record.conclusion})
+        return EnqueueOutcome("created", record.id)
 
     async def record_ignored(self, delivery_key: str, *, event: str, action: str, repo: str, reason: str) -> bool:
         """Remember an answered delivery that starts nothing. False if it was seen before."""

@@ -12,4 +12,5 @@ api_v1 = Mount("/api/v1", routes=[
     Route("/test/execute", submit.test_execute, methods=["POST"]),
     Route("/security/scan", submit.security_scan, methods=["POST"]),
     Route("/performance/test", submit.performance_test, methods=["POST"]),
+    Route("/quality/gate", submit.quality_gate, methods=["POST"]),
 ])

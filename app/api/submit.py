@@ -1,4 +1,4 @@
-"""The POST endpoints that start a job: `/test/execute`, `/security/scan`, `/performance/test`.
+"""The POST endpoints that start a job: `/test/execute`, `/security/scan`, `/performance/test`, `/quality/gate`.
 
 Each body names the code (`repo` where the GitHub App is installed, plus `sha` or `ref`) and the agent's
 settings; those are validated here, against the same `.aqe.yml` section structs the worker uses, so a bad
@@ -21,7 +21,11 @@ from starlette.responses import Response
 
 from app.api.auth import require_api_key
 from app.api.errors import ApiError
-from jobs.model import Priority, RunRequest
+from app.api.jobs import JOB_ID_RE
+from jobs.agents.gate import gate_result
+from jobs.gate.config import GateConfig
+from jobs.model import ALL_AGENTS, AgentResult, Conclusion, JobRecord, Priority, RunRequest, now
+from jobs.store import new_job_id
 from jobs.performance.config import PerformanceConfig
 from jobs.repo_config import TestsConfig
 from jobs.security.config import SecurityConfig
@@ -144,7 +148,7 @@ def delivery_key(request: Request, principal: str) -> str:
     return "aqe:delivery:api:" + hashlib.sha256(f"{principal}\0{key}".encode()).hexdigest()
 
 
-async def _body(request: Request, kind: type[Target]) -> Any:
+async def _body(request: Request, kind: type[Any]) -> Any:
     raw = await request.body()
     if len(raw) > MAX_BODY_BYTES:
         raise ApiError(413, "too_large", f"the body is over {MAX_BODY_BYTES} bytes")
@@ -180,3 +184,73 @@ def endpoint(kind: type[Any], build: Callable[[Any], tuple[list[str], dict[str, 
 test_execute = endpoint(TestExecute, tests_job, "test-execute")
 security_scan = endpoint(SecurityScan, security_job, "security-scan")
 performance_test = endpoint(PerformanceTest, performance_job, "performance-test")
+
+
+# ------------------------------------------------------------------------------------ the gate
+
+
+class GateRequest(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    """The gate over a finished job's results (`job_id`) or over figures a caller measured (`metrics`)."""
+
+    job_id: str | None = None
+    metrics: dict[str, dict[str, float | int | str]] | None = None  # agent -> its metrics, named as AQE's agents do
+    conclusions: dict[str, Conclusion] = {}  # agent -> its conclusion (default: success)
+    conditions: dict[str, Any] = {}  # `quality_gate` keys laid over the defaults (or the job's `.aqe.yml`)
+    repo: str = ""  # what the figures are of, for listings
+
+
+def gate_config(conditions: dict[str, Any]) -> GateConfig:
+    try:
+        return msgspec.convert(conditions, GateConfig)
+    except (msgspec.ValidationError, ValueError) as exc:
+        message = str(exc).replace("`$.quality_gate.", "`$.").replace("`$.", "`$.conditions.")
+        raise ApiError(422, "invalid_request", message) from None
+
+
+def given_results(metrics: dict[str, dict[str, float | int | str]],
+                  conclusions: dict[str, Conclusion]) -> dict[str, AgentResult]:
+    unknown = sorted(set(metrics) - set(ALL_AGENTS) | set(conclusions) - set(ALL_AGENTS))
+    if unknown:
+        raise ApiError(422, "invalid_request", f"metrics: unknown agent {unknown[0]!r}; the agents are "
+                                               + ", ".join(ALL_AGENTS))
+    return {agent: AgentResult(agent=agent, conclusion=conclusions.get(agent, "success"),
+                               title=f"{agent}: figures given with the request", summary="", metrics=values)
+            for agent, values in metrics.items()}
+
+
+async def _gate_inputs(request: Request, body: GateRequest) -> tuple[dict[str, AgentResult], RunRequest]:
+    if (body.job_id is None) == (body.metrics is None):
+        raise ApiError(422, "invalid_request", "give exactly one of job_id (a finished job) or metrics")
+    if body.metrics is not None:
+        request_of = RunRequest(forge="api", repo=body.repo, clone_url="", head_sha="", trigger="api.quality-gate",
+                                agents=["quality-gate"])
+        return given_results(body.metrics, body.conclusions), request_of
+    record = await request.app.state.store.get(body.job_id) if JOB_ID_RE.match(body.job_id or "") else None
+    if record is None:
+        raise ApiError(404, "job_not_found", f"job_id: no job {str(body.job_id)[:40]!r}")
+    if record.status != "completed":
+        raise ApiError(409, "job_not_finished", f"job {record.id} is {record.status}; the gate reads a completed job")
+    source = record.request
+    request_of = RunRequest(forge=source.forge, repo=source.repo, clone_url=source.clone_url,
+                            head_sha=source.head_sha, head_ref=source.head_ref, pr_number=source.pr_number,
+                            trigger="api.quality-gate", agents=["quality-gate"])
+    return {r.agent: r for r in record.results if r.agent != "quality-gate"}, request_of
+
+
+async def quality_gate(request: Request) -> Response:
+    """POST /api/v1/quality/gate: answered at once; the job it creates is already completed."""
+    key = await require_api_key(request)
+    body = await _body(request, GateRequest)
+    config = gate_config(body.conditions)
+    results, request_of = await _gate_inputs(request, body)
+    gate = gate_result("quality-gate", config, results)
+    started = now()
+    record = JobRecord(id=new_job_id(), status="completed", request=request_of, created_at=started,
+                       started_at=started, finished_at=started, progress=100.0, agents=["quality-gate"],
+                       results=[gate], conclusion=gate.conclusion)
+    outcome = await request.app.state.store.create_finished(record, delivery_key(request, f"{key.name}:{key.created_at}"))
+    settings: Settings = request.app.state.settings
+    answer = {"job_id": outcome.job_id, "status": "completed", "outcome": outcome.state,
+              "conclusion": gate.conclusion, **job_links(settings.public_url, outcome.job_id)}
+    return Response(_encode(answer), status_code=202, media_type="application/json",
+                    headers={"Location": answer["status_url"]})

@@ -73,3 +73,37 @@ def test_a_job_a_worker_has_taken_is_flagged_for_arq_to_abort(client: TestClient
     answer = client.post(f"/api/v1/job/{job_id}/cancel", headers=headers)
     assert answer.json() == {"job_id": job_id, "status": "cancelling"}
     assert sync.zscore("arq:abort", job_id) is not None and sync.zcard("arq:queue") == 1
+
+
+def test_quality_gate_on_given_metrics_is_answered_at_once(client: TestClient, redis_url: str) -> None:
+    headers, _ = asyncio.run(_seed(redis_url, []))
+    body = {"repo": "acme/a", "metrics": {
+        "tests": {"tests_total": 10, "tests_failed": 0, "tests_errors": 0},
+        "coverage": {"patch_percent": 71.5, "patch_coverable": 40, "total_percent": 88.0},
+        "security": {"new_critical": 0, "new_high": 0}}, "conditions": {"min_patch_coverage": 70}}
+    answer = client.post("/api/v1/quality/gate", json=body, headers={**headers, "Idempotency-Key": "g-1"})
+    assert answer.status_code == 202 and answer.json()["conclusion"] == "success", answer.text
+    job_id = answer.json()["job_id"]
+    status = client.get(f"/api/v1/job/{job_id}/status", headers=headers).json()
+    assert status["status"] == "completed" and status["result"]["conclusion"] == "success"
+    [gate] = status["result"]["agents"]
+    assert "| Coverage on new code | 71.5 % | ≥ 70.0 % | ✅ passed |" in gate["summary"]
+    assert client.post("/api/v1/quality/gate", json=body, headers={**headers, "Idempotency-Key": "g-1"}).json()[
+        "job_id"] == job_id
+    strict = client.post("/api/v1/quality/gate", json={**body, "conditions": {}}, headers=headers).json()
+    assert strict["conclusion"] == "failure"  # 71.5 % is under the default 80 %
+    listed = client.get("/api/v1/jobs?repo=acme/a", headers=headers).json()["jobs"]
+    assert {job["id"] for job in listed} == {job_id, strict["job_id"]}
+
+
+def test_quality_gate_refuses_what_it_cannot_read(client: TestClient, redis_url: str) -> None:
+    headers, [queued] = asyncio.run(_seed(redis_url, ["acme/a"]))
+    cases = [({}, 422, "exactly one of job_id"),
+             ({"metrics": {"linting": {"x": 1}}}, 422, "unknown agent 'linting'"),
+             ({"metrics": {}, "conditions": {"max_ccn": "low"}}, 422, "$.conditions.max_ccn"),
+             ({"metrics": {}, "conditions": {"min_patch_coverage": 120}}, 422, "$.conditions.min_patch_coverage"),
+             ({"job_id": "ffffffffffffffffffffffff"}, 404, "no job"),
+             ({"job_id": queued}, 409, "is queued")]
+    for body, status, said in cases:
+        answer = client.post("/api/v1/quality/gate", json=body, headers=headers)
+        assert answer.status_code == status and said in answer.json()["detail"], (body, answer.text)

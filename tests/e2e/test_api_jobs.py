@@ -59,6 +59,12 @@ def test_security_scan_of_a_commit_reports_to_the_job_only(stack: Stack) -> None
     assert [r for r in stack.fake.check_runs.values() if r["head_sha"] == head] == []  # nothing on GitHub
     assert stack.osv.calls_to("/v1/querybatch") == []
 
+    gate = _post(stack, "/quality/gate", {"job_id": job_id}, headers)  # the gate over that job's results
+    assert gate.status_code == 202 and gate.json()["conclusion"] == "failure", gate.text
+    [verdict] = _finished(stack, gate.json()["job_id"], headers)["result"]["agents"]
+    assert "| New high/critical security issues | 2 | 0 | ❌ failed |" in verdict["summary"]
+    assert "`aqe/tests` did not run" in verdict["summary"]
+
 
 def test_test_execute_of_a_branch_runs_its_tip_with_coverage(stack: Stack) -> None:
     base, head = plant(stack)

@@ -45,6 +45,9 @@ def test_generate_key_and_job_status_examples(stack: Stack) -> None:
     again = json.loads(_sh(stack, scan, AQE_URL=stack.web_url, AQE_API_KEY=key, REPO=REPO, SHA=repo.main_sha,
                            BUILD_ID="jenkins-7"))
     assert again["job_id"] == started["job_id"]
+    [(gate, _)] = examples("api.md", "quality-gate")
+    verdict = json.loads(_sh(stack, gate, AQE_URL=stack.web_url, AQE_API_KEY=key))
+    assert verdict["status"] == "completed" and verdict["conclusion"] == "success"
     [(listing, _)] = examples("api.md", "list-jobs")
     listed = json.loads(_sh(stack, listing, AQE_URL=stack.web_url, AQE_API_KEY=key, REPO=REPO))
     assert {started["job_id"], job_id} <= {j["id"] for j in listed["jobs"]}
