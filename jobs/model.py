@@ -44,6 +44,7 @@ class RunRequest(msgspec.Struct, kw_only=True):
     propose_tests: bool = False  # open a pull request with the generated tests ("/aqe generate-tests")
     options: dict[str, dict[str, Any]] = {}  # per `.aqe.yml` section, keys an API request sets over the file's
     priority: Priority = "normal"  # which jobs a worker takes first
+    inputs: dict[str, str] = {}  # files the request brought, e.g. an uploaded coverage report: name -> Redis key
     installation_id: int | None = None
     delivery_id: str | None = None
     sender: str | None = None
@@ -62,9 +63,9 @@ class RunRequest(msgspec.Struct, kw_only=True):
         agents = ",".join(sorted(self.agents)) or "configured"
         commit = self.head_sha or (f"pr{self.pr_number}" if self.pr_number else f"ref:{self.head_ref}")
         key = f"{self.forge}:{self.repo}:{commit}:{kind}:{agents}"
-        if self.options:  # the same commit analysed with other settings is another analysis
-            digest = hashlib.sha256(msgspec.json.encode(self.options, order="sorted")).hexdigest()[:16]
-            key += f":{digest}"
+        if self.options or self.inputs:  # the same commit with other settings or files is another analysis
+            what = {"options": self.options, "inputs": self.inputs, "base": self.base_sha or self.base_ref}
+            key += ":" + hashlib.sha256(msgspec.json.encode(what, order="sorted")).hexdigest()[:16]
         return key
 
     @property

@@ -17,9 +17,11 @@ from typing import Any
 import msgspec
 
 from jobs import checkout, fleet
+from jobs.checkout import Source
 from jobs.agents.base import AgentOptions, LlmOptions, Progress, Workspace
 from jobs.agents.registry import AGENTS
 from jobs.coverage.diff import DiffError, changed_lines
+from jobs.coverage.reports import detect_format
 from jobs.forges.registry import forge as forge_named
 from jobs.model import TERMINAL_STATUSES, AgentResult, Conclusion, Finding, JobRecord, Step, now
 from jobs.reporting.base import Reporter
@@ -33,8 +35,9 @@ from jobs.store import JobStore, finish_step, start_step
 log = logging.getLogger("aqe.pipeline")
 
 JOB_TIMEOUT_S = 3600
-KEPT_ARTIFACTS = ("generated-tests.patch",)  # workspace artifacts kept with the job after its work tree is gone
-MAX_ARTIFACT_BYTES = 2 * 1024 * 1024
+# workspace artifacts kept with the job after its work tree is gone: artifact key -> the name it is kept under
+KEPT_ARTIFACTS = {"generated-tests.patch": "generated-tests.patch", "coverage.cobertura": "coverage.xml"}
+MAX_ARTIFACT_BYTES = 8 * 1024 * 1024
 PROGRESS_MIN_INTERVAL_S = 0.25
 # As GitHub treats checks: neutral and skipped ones do not count against success (a load test without a target
 # must not turn every job "neutral"); any of the others does.
@@ -141,6 +144,13 @@ def apply_options(config: RepoConfig, options: dict[str, dict[str, Any]]) -> Rep
     return config
 
 
+def input_artifact_key(data: bytes, name: str) -> str:
+    """The artifact a brought file stands for: a coverage report of its format."""
+    fmt = detect_format(data, name)
+    return {"lcov": "coverage.lcov", "coverage.py-json": "coverage.json", "jacoco": "coverage.jacoco"}.get(
+        fmt, "coverage.cobertura")
+
+
 def generated_files(directory: Path | None) -> dict[str, bytes]:
     """Repository path -> content of every file under the test-generation agent's output directory."""
     if directory is None or not directory.is_dir():
@@ -231,6 +241,9 @@ class JobRun:
         if not req.head_sha and req.head_ref:  # an API request named a branch: analyse its tip as it is now
             req.head_sha = await checkout.resolve_ref(self.services.settings.data_dir, req.forge,
                                                       self.forge.source(req), auth)
+        if req.from_api and not req.base_sha and req.base_ref:  # ... or a base branch to compare with
+            base = Source(req.repo, req.clone_url, "", (f"refs/heads/{req.base_ref}",))
+            req.base_sha = await checkout.resolve_ref(self.services.settings.data_dir, req.forge, base, auth)
         root = await checkout.checkout(self.services.settings.data_dir, req.forge, self.forge.source(req),
                                        self.workdir / "src", auth)
         await self.tracker.step("config", 15)
@@ -246,12 +259,24 @@ class JobRun:
         await self._apply_baseline(config)
         workspace = Workspace(root=root, scratch=self._scratch(), head_sha=req.head_sha, base_sha=req.base_sha,
                               changed_lines=changed, options=agent_options(self.services.settings))
+        await self._bring_inputs(workspace)
         await self.tracker.step("agents", 20)
         await self._agents(workspace, config)
         await self.tracker.step("report", 95)
         await self.reporter.summarise(self.record, await self.services.store.extra_prs(self.record.id))
         await self._store_baseline()
         await self.tracker.finish("completed", conclusion=overall_conclusion(self.record.results))
+
+    async def _bring_inputs(self, workspace: Workspace) -> None:
+        """Files the request brought (an uploaded coverage report) into the scratch space, as agents' artifacts."""
+        for name, key in self.record.request.inputs.items():
+            data = await self.services.store.blob(key)
+            if data is None:
+                raise RuntimeError(f"the file {name!r} sent with the request is no longer kept (1 day); send it again")
+            path = workspace.scratch / "inputs" / Path(name).name
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_bytes(data)
+            workspace.artifacts[input_artifact_key(data, path.name)] = path
 
     async def _begin(self, agents: list[str]) -> None:
         """Show the checks as queued on the commit (a retried job reuses the ones it made)."""
@@ -324,8 +349,8 @@ class JobRun:
         await fleet.record_agent_run(self.services.redis, result, now())
 
     async def _keep_artifacts(self, workspace: Workspace) -> None:
-        for name in KEPT_ARTIFACTS:
-            path = workspace.artifacts.get(name)
+        for key, name in KEPT_ARTIFACTS.items():
+            path = workspace.artifacts.get(key)
             if name in self.record.artifacts or path is None or not path.is_file():
                 continue
             if path.stat().st_size > MAX_ARTIFACT_BYTES:

@@ -7,6 +7,7 @@ Key layout (all under `aqe:` except arq's own):
   aqe:job:{id}:events                 -> Redis Stream of progress events          (TTL 30 days)
   aqe:job:{id}:prs                    -> extra PR numbers coalesced into the job
   aqe:job:{id}:artifact:{name}        -> a file the job offers, e.g. generated-tests.patch (TTL 30 days)
+  aqe:upload:{sha256}                 -> a file an API request brought, e.g. a coverage report (TTL 1 day)
   aqe:jobs                            -> sorted set of job ids by creation time
   aqe:deliveries                      -> Redis Stream log of every delivery and what became of it
   aqe:baseline:{forge}:{repo}:{branch} -> a branch's figures from its latest push (JSON)  (TTL 90 days)
@@ -34,6 +35,7 @@ from jobs.model import TERMINAL_STATUSES, JobRecord, RunRequest, Step, json_enco
 DELIVERY_TTL_S = 4 * 24 * 3600  # GitHub lets a delivery be redelivered for 3 days
 RECORD_TTL_S = 30 * 24 * 3600
 BASELINE_TTL_S = 90 * 24 * 3600
+UPLOAD_TTL_S = 24 * 3600
 # arq takes the lowest score first and only scores not in the future: a higher priority is an earlier score, so
 # a high job waiting a moment still goes before normal ones queued up to an hour ago.
 PRIORITY_HEAD_START_MS = {"high": 2 * 3600 * 1000, "normal": 3600 * 1000, "low": 0}
@@ -262,6 +264,18 @@ class JobStore:
     async def get_many(self, job_ids: list[str]) -> list[JobRecord | None]:
         raws = await self.redis.mget([job_key(job_id) for job_id in job_ids]) if job_ids else []
         return [None if raw is None else record_decoder.decode(raw) for raw in raws]
+
+    async def save_upload(self, data: bytes) -> str:
+        """Keep a file a request brought until its job runs; the Redis key it is under (by content)."""
+        key = f"aqe:upload:{hashlib.sha256(data).hexdigest()}"
+        await self.redis.set(key, data, ex=UPLOAD_TTL_S)
+        return key
+
+    async def blob(self, key: str) -> bytes | None:
+        """An upload or a job's artifact, by the key a request named."""
+        if not (key.startswith("aqe:upload:") or ":artifact:" in key):
+            return None
+        return await self.redis.get(key)
 
     async def save_artifact(self, job_id: str, name: str, data: bytes) -> None:
         await self.redis.set(artifact_key(job_id, name), data, ex=RECORD_TTL_S)

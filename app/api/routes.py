@@ -13,4 +13,5 @@ api_v1 = Mount("/api/v1", routes=[
     Route("/security/scan", submit.security_scan, methods=["POST"]),
     Route("/performance/test", submit.performance_test, methods=["POST"]),
     Route("/quality/gate", submit.quality_gate, methods=["POST"]),
+    Route("/coverage/analyze", submit.coverage_analyze, methods=["POST"]),
 ])

@@ -1,4 +1,5 @@
-"""The POST endpoints that start a job: `/test/execute`, `/security/scan`, `/performance/test`, `/quality/gate`.
+"""The POST endpoints that start a job: `/test/execute`, `/security/scan`, `/performance/test`,
+`/coverage/analyze` and `/quality/gate`.
 
 Each body names the code (`repo` where the GitHub App is installed, plus `sha` or `ref`) and the agent's
 settings; those are validated here, against the same `.aqe.yml` section structs the worker uses, so a bad
@@ -9,10 +10,14 @@ writes nothing to the forge.
 
 from __future__ import annotations
 
+import asyncio
+import base64
+import binascii
 import hashlib
 import re
 import secrets
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any, Literal
 
 import msgspec
@@ -23,6 +28,8 @@ from app.api.auth import require_api_key
 from app.api.errors import ApiError
 from app.api.jobs import JOB_ID_RE
 from jobs.agents.gate import gate_result
+from jobs.coverage.config import CoverageConfig
+from jobs.coverage.reports import ReportError, parse_report
 from jobs.gate.config import GateConfig
 from jobs.model import ALL_AGENTS, AgentResult, Conclusion, JobRecord, Priority, RunRequest, now
 from jobs.store import new_job_id
@@ -92,7 +99,7 @@ def performance_job(body: PerformanceTest) -> tuple[list[str], dict[str, dict[st
 
 
 SECTIONS: dict[str, type[msgspec.Struct]] = {"tests": TestsConfig, "security": SecurityConfig,
-                                             "performance": PerformanceConfig}
+                                             "performance": PerformanceConfig, "coverage": CoverageConfig}
 
 
 def validated_options(options: dict[str, dict[str, Any]]) -> None:
@@ -148,9 +155,9 @@ def delivery_key(request: Request, principal: str) -> str:
     return "aqe:delivery:api:" + hashlib.sha256(f"{principal}\0{key}".encode()).hexdigest()
 
 
-async def _body(request: Request, kind: type[Any]) -> Any:
+async def _body(request: Request, kind: type[Any], limit: int = MAX_BODY_BYTES) -> Any:
     raw = await request.body()
-    if len(raw) > MAX_BODY_BYTES:
+    if len(raw) > limit:
         raise ApiError(413, "too_large", f"the body is over {MAX_BODY_BYTES} bytes")
     if "json" not in request.headers.get("content-type", "application/json"):
         raise ApiError(415, "unsupported_media_type", "send the body as application/json")
@@ -252,5 +259,109 @@ async def quality_gate(request: Request) -> Response:
     settings: Settings = request.app.state.settings
     answer = {"job_id": outcome.job_id, "status": "completed", "outcome": outcome.state,
               "conclusion": gate.conclusion, **job_links(settings.public_url, outcome.job_id)}
+    return Response(_encode(answer), status_code=202, media_type="application/json",
+                    headers={"Location": answer["status_url"]})
+
+
+# ------------------------------------------------------------------------------ coverage of a report
+
+
+class CoverageAnalyze(Target, kw_only=True, forbid_unknown_fields=True):
+    """Coverage of a report sent with the request (`report`, base64) or kept by a job (`job_id`)."""
+
+    report: str | None = None  # base64 of a Cobertura XML, LCOV, coverage.py JSON or JaCoCo XML report
+    report_name: str = ""  # its file name, a hint for the format ("lcov.info", "coverage.json")
+    job_id: str | None = None  # a job whose tests wrote a report (kept as its `coverage.xml` artifact)
+    base: str | None = None  # a commit sha or branch: patch coverage of what changed since (merge base)
+    patch_target: float | None = None
+    total_target: float | None = None
+
+
+MAX_REPORT_BYTES = 50 * 1024 * 1024
+
+
+def decoded_report(body: CoverageAnalyze) -> bytes:
+    try:
+        data = base64.b64decode(body.report or "", validate=True)
+    except (binascii.Error, ValueError):
+        raise ApiError(422, "invalid_request", "report: not base64") from None
+    return data
+
+
+def checked_report(data: bytes, name: str) -> None:
+    """A 422 now, not a failed job later, for a file that is not a coverage report."""
+    if not data:
+        raise ApiError(422, "invalid_request", "report: empty")
+    if len(data) > MAX_REPORT_BYTES:
+        raise ApiError(413, "too_large", f"report: over {MAX_REPORT_BYTES // (1024 * 1024)} MiB")
+    try:
+        parse_report(data, name)
+    except ReportError as exc:
+        raise ApiError(422, "invalid_request", f"report: not a coverage report AQE reads: {exc}") from None
+
+
+def coverage_options(body: CoverageAnalyze) -> dict[str, dict[str, Any]]:
+    return {"coverage": _set({"patch_target": body.patch_target, "total_target": body.total_target})}
+
+
+async def _multipart_body(request: Request) -> tuple[CoverageAnalyze, bytes | None]:
+    """`-F report=@coverage.xml -F repo=... -F sha=...`: the file part and the other fields."""
+    async with request.form(max_files=1, max_fields=20) as form:
+        fields: dict[str, Any] = {k: v for k, v in form.items() if isinstance(v, str)}
+        upload = form.get("report")
+        data = await upload.read() if upload is not None and not isinstance(upload, str) else None
+        if data is not None:
+            fields.pop("report", None)
+            fields.setdefault("report_name", upload.filename or "")  # type: ignore[union-attr]
+    for number in ("patch_target", "total_target"):
+        if number in fields:
+            try:
+                fields[number] = float(fields[number])
+            except ValueError:
+                raise ApiError(422, "invalid_request", f"{number}: not a number") from None
+    try:
+        return msgspec.convert(fields, CoverageAnalyze), data
+    except msgspec.ValidationError as exc:
+        raise ApiError(422, "invalid_request", str(exc)) from None
+
+
+async def coverage_analyze(request: Request) -> Response:
+    key = await require_api_key(request)
+    length = request.headers.get("content-length", "")
+    if length.isdigit() and int(length) > MAX_REPORT_BYTES * 4 // 3 + 64 * 1024:  # base64 or multipart overhead
+        raise ApiError(413, "too_large", f"report: over {MAX_REPORT_BYTES // (1024 * 1024)} MiB")
+    if request.headers.get("content-type", "").startswith("multipart/form-data"):
+        body, data = await _multipart_body(request)
+    else:
+        body, data = await _body(request, CoverageAnalyze, limit=MAX_REPORT_BYTES * 4 // 3 + 64 * 1024), None
+    store = request.app.state.store
+    if data is None and body.report is not None:
+        data = decoded_report(body)
+    if (data is None) == (body.job_id is None):
+        raise ApiError(422, "invalid_request", "give exactly one of report (the file, or its base64) or job_id")
+    if data is not None:
+        await asyncio.to_thread(checked_report, data, body.report_name)
+        name = Path(body.report_name).name or "coverage-report"
+        inputs = {name: await store.save_upload(data)}
+    else:
+        record = await store.get(body.job_id) if JOB_ID_RE.match(body.job_id or "") else None
+        if record is None or "coverage.xml" not in record.artifacts:
+            raise ApiError(404, "report_not_found", f"job_id: no job {str(body.job_id)[:40]!r} with a kept "
+                                                    "coverage report (its tests must have written one)")
+        inputs = {"coverage.xml": f"aqe:job:{record.id}:artifact:coverage.xml"}
+    settings: Settings = request.app.state.settings
+    run = run_request(body, ["coverage"], coverage_options(body), settings, "coverage-analyze")
+    if body.base is not None:
+        if SHA_RE.match(body.base):
+            run.base_sha = body.base
+        elif REF_RE.match(body.base):
+            run.base_ref = body.base
+        else:
+            raise ApiError(422, "invalid_request", "base: a full commit sha or a branch name")
+    run.inputs = inputs
+    outcome = await store.enqueue(run, delivery_key=delivery_key(request, f"{key.name}:{key.created_at}"),
+                                  event="api", action="coverage-analyze")
+    answer = {"job_id": outcome.job_id, "status": "queued", "outcome": outcome.state,
+              **job_links(settings.public_url, outcome.job_id)}
     return Response(_encode(answer), status_code=202, media_type="application/json",
                     headers={"Location": answer["status_url"]})

@@ -153,7 +153,7 @@ def _every_agent_finds_its_planted_issue(stack: Stack, target: FakeTarget) -> No
 
     # the kept tests, as a patch on the job page, apply to the pull request's head and pass there
     record = json.loads(redis_sync.Redis.from_url(stack.redis_url).get(f"aqe:job:{job_id}"))
-    assert record["artifacts"] == ["generated-tests.patch"]
+    assert sorted(record["artifacts"]) == ["coverage.xml", "generated-tests.patch"]
     patch = httpx.get(f"{runs['aqe/tests']['details_url'].replace('?', '/artifacts/generated-tests.patch?')}", timeout=5)
     assert patch.status_code == 200
     (stack.repo.path / "generated.patch").write_bytes(patch.content)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import json
 import time
 from typing import Any
@@ -155,3 +156,42 @@ def test_cancelling_a_running_job_stops_it_and_lists_it_as_cancelled(stack: Stac
     assert record["status"] == "cancelled" and record["error"] == "the job was cancelled"
     listed = httpx.get(f"{stack.web_url}/api/v1/jobs?status=cancelled", headers=headers, timeout=5).json()
     assert [j["id"] for j in listed["jobs"]] == [job_id]
+
+
+LCOV = ("SF:shop/pricing.py\n" + "".join(f"DA:{line},1\n" for line in (1, 2, 5, 6, 7, 10))
+        + "".join(f"DA:{line},0\n" for line in range(11, 16)) + "end_of_record\n")
+
+
+def test_coverage_of_an_uploaded_report_and_of_a_jobs_report(stack: Stack) -> None:
+    base, head = plant(stack)
+    headers = _key(stack)
+    uploaded = httpx.post(f"{stack.web_url}/api/v1/coverage/analyze", headers=headers, timeout=10,
+                          data={"repo": REPO, "sha": head, "base": "main"},
+                          files={"report": ("lcov.info", LCOV.encode(), "text/plain")})
+    assert uploaded.status_code == 202, uploaded.text
+    coverage = _agent(_finished(stack, uploaded.json()["job_id"], headers), "coverage")
+    # 6 of 11 lines; of the changed ones apply_coupon's def line only (the other changed files are not in it)
+    assert coverage["title"] == "Patch 16.7 % · total 54.5 %", coverage["title"]
+    assert [(f["path"], f["start_line"], f["end_line"]) for f in coverage["findings"]] == [("shop/pricing.py", 11, 15)]
+
+    tests = _post(stack, "/test/execute", {"repo": REPO, "sha": head}, headers).json()
+    assert "coverage.xml" in _finished(stack, tests["job_id"], headers)["artifacts"]
+    again = _post(stack, "/coverage/analyze", {"repo": REPO, "sha": head, "job_id": tests["job_id"], "base": base,
+                                                "patch_target": 30}, headers)
+    assert again.status_code == 202, again.text
+    coverage = _agent(_finished(stack, again.json()["job_id"], headers), "coverage")
+    assert (coverage["conclusion"], coverage["title"]) == ("success", "Patch 37.5 % · total 76.3 %")
+
+    as_base64 = base64.b64encode(LCOV.encode()).decode()
+    same = _post(stack, "/coverage/analyze", {"repo": REPO, "sha": head, "report": as_base64,
+                                               "report_name": "lcov.info"}, headers)
+    assert _agent(_finished(stack, same.json()["job_id"], headers), "coverage")["title"] == "Coverage: total 54.5 %"
+    for body, status, said in [
+        ({"repo": REPO, "sha": head}, 422, "exactly one of report"),
+        ({"repo": REPO, "sha": head, "report": "!!"}, 422, "not base64"),
+        ({"repo": REPO, "sha": head, "report": base64.b64encode(b"hello").decode()}, 422, "not a coverage report"),
+        ({"repo": REPO, "sha": head, "job_id": "f" * 24}, 404, "kept coverage report"),
+        ({"repo": REPO, "sha": head, "report": as_base64, "base": "no good"}, 422, "base:"),
+    ]:
+        answer = _post(stack, "/coverage/analyze", body, headers)
+        assert answer.status_code == status and said in answer.json()["detail"], (body, answer.text)

@@ -13,10 +13,10 @@ from tests.docs.examples import examples
 from tests.e2e.conftest import REPO, ROOT, Stack
 
 
-def _sh(stack: Stack, code: str, **env: str) -> str:
+def _sh(stack: Stack, code: str, cwd: Path = ROOT, **env: str) -> str:
     path = f"{Path(sys.executable).parent}{os.pathsep}{stack.env['PATH']}"  # `aqe` as installed by make
     done = subprocess.run(["bash", "-euo", "pipefail", "-c", code], env={**stack.env, "PATH": path, **env},
-                          capture_output=True, text=True, timeout=60, cwd=ROOT)
+                          capture_output=True, text=True, timeout=60, cwd=cwd)
     assert done.returncode == 0, done.stderr
     return done.stdout
 
@@ -27,7 +27,7 @@ def test_ping_example(stack: Stack) -> None:
     assert json.loads(out) == {"ignored": "ping"}
 
 
-def test_generate_key_and_job_status_examples(stack: Stack) -> None:
+def test_generate_key_and_job_status_examples(stack: Stack, tmp_path: Path) -> None:
     [(generate, _)] = examples("api.md", "generate-key")
     key = _sh(stack, generate).strip()
     assert key.startswith("aqe_")
@@ -45,6 +45,12 @@ def test_generate_key_and_job_status_examples(stack: Stack) -> None:
     again = json.loads(_sh(stack, scan, AQE_URL=stack.web_url, AQE_API_KEY=key, REPO=REPO, SHA=repo.main_sha,
                            BUILD_ID="jenkins-7"))
     assert again["job_id"] == started["job_id"]
+    [(upload, _)] = examples("api.md", "coverage-upload")
+    (tmp_path / "coverage").mkdir()  # the example's relative path
+    (tmp_path / "coverage" / "lcov.info").write_text("SF:calc.py\nDA:1,1\nDA:2,1\nDA:5,1\nDA:6,0\nend_of_record\n")
+    queued = json.loads(_sh(stack, upload, cwd=tmp_path, AQE_URL=stack.web_url, AQE_API_KEY=key, REPO=REPO,
+                            SHA=repo.main_sha))
+    assert queued["status"] == "queued" and queued["job_id"]
     [(gate, _)] = examples("api.md", "quality-gate")
     verdict = json.loads(_sh(stack, gate, AQE_URL=stack.web_url, AQE_API_KEY=key))
     assert verdict["status"] == "completed" and verdict["conclusion"] == "success"
