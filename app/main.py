@@ -13,6 +13,7 @@ from starlette.routing import Route
 
 from app import health, pages, webhooks
 from app.api.errors import ApiError, api_error, http_error, server_error
+from app.api import openapi
 from app.api.routes import api_v1
 from jobs.logs import configure_logging
 from jobs.redis_pipelined import PipelinedRedis
@@ -44,6 +45,7 @@ def create_app(settings: Settings) -> Starlette:
         Route("/jobs/{job_id}", pages.job_page, methods=["GET"]),
         Route("/jobs/{job_id}/artifacts/{name}", pages.job_artifact, methods=["GET"]),
         api_v1,
+        *openapi.routes,
     ]
     app = Starlette(routes=routes, lifespan=lifespan,
                     exception_handlers={ApiError: api_error, HTTPException: http_error, 500: server_error})
