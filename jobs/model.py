@@ -45,6 +45,7 @@ class RunRequest(msgspec.Struct, kw_only=True):
     options: dict[str, dict[str, Any]] = {}  # per `.aqe.yml` section, keys an API request sets over the file's
     priority: Priority = "normal"  # which jobs a worker takes first
     inputs: dict[str, str] = {}  # files the request brought, e.g. an uploaded coverage report: name -> Redis key
+    callback_url: str | None = None  # POSTed the result when the job ends (`jobs.callbacks`)
     installation_id: int | None = None
     delivery_id: str | None = None
     sender: str | None = None
@@ -107,6 +108,13 @@ class Step(msgspec.Struct, kw_only=True):
         return None if self.finished_at is None else round(self.finished_at - self.started_at, 3)
 
 
+class CallbackAttempt(msgspec.Struct, kw_only=True):
+    at: float
+    status: int | None  # the HTTP status the callback URL answered, None when it did not answer
+    error: str | None
+    duration_s: float
+
+
 class JobRecord(msgspec.Struct, kw_only=True):
     """What `GET /api/v1/job/{id}/status` shows; stored as JSON at ``aqe:job:{id}``."""
 
@@ -125,6 +133,7 @@ class JobRecord(msgspec.Struct, kw_only=True):
     error: str | None = None
     reason: str | None = None  # why a job was skipped
     artifacts: list[str] = []  # files kept with the job (`/jobs/{id}/artifacts/{name}`), e.g. generated-tests.patch
+    callbacks: list[CallbackAttempt] = []
     report_refs: dict[str, int] = {}  # forge objects per agent (check run ids), reused if the job is retried
     attempts: int = 0
 

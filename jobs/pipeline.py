@@ -16,7 +16,7 @@ from typing import Any
 
 import msgspec
 
-from jobs import checkout, fleet
+from jobs import callbacks, checkout, fleet
 from jobs.checkout import Source
 from jobs.agents.base import AgentOptions, LlmOptions, Progress, Workspace
 from jobs.agents.registry import AGENTS
@@ -220,12 +220,26 @@ class JobRun:
                 await self._wait_for_next_worker()
             else:
                 await self._end_unfinished("cancelled", "cancelled", "the job was cancelled")
+                await self._call_back()
             raise
         except Exception as exc:
             log.exception("job %s failed", self.record.id)
             await self._end_unfinished("failure", "failed", f"{type(exc).__name__}: {exc}")
         finally:
             await self._clean_up()
+        await self._call_back()
+
+    async def _call_back(self) -> None:
+        """The request's `callback_url` gets the result once the job has ended (`jobs.callbacks`)."""
+        if not self.record.request.callback_url or self.record.status not in TERMINAL_STATUSES:
+            return
+        settings = self.services.settings
+        status_url = f"{settings.public_url}/api/v1/job/{self.record.id}/status"
+        try:
+            await callbacks.deliver(self.services.http, self.record, settings.callback_secret, status_url,
+                                    self.services.store.update)
+        except Exception:
+            log.exception("job %s: the completion callback failed", self.record.id)
 
     async def _steps(self) -> None:
         req = self.record.request

@@ -55,6 +55,7 @@ class Settings:
     llm_url: str | None = None  # test generation's optional OpenAI-compatible backend
     llm_model: str | None = None
     llm_api_key: str | None = field(repr=False, default=None)
+    callback_secret: str = field(repr=False, default="")  # signs completion callbacks (`AQE_CALLBACK_SECRET`)
 
     @property
     def webhook_secrets(self) -> tuple[str, ...]:
@@ -126,11 +127,11 @@ def _github(env: Mapping[str, str], secrets_: tuple[str, ...], problems: list[st
     return GitHubSettings(app_id, key, slug), missing
 
 
-def _jwt_secret(env: Mapping[str, str], data_dir: Path) -> str:
-    """AQE_JWT_SECRET, else one generated once and kept (0600) in the data directory."""
-    if env.get("AQE_JWT_SECRET"):
-        return env["AQE_JWT_SECRET"]
-    path = data_dir / "jwt_secret"
+def _jwt_secret(env: Mapping[str, str], data_dir: Path, name: str = "AQE_JWT_SECRET") -> str:
+    """`name` (AQE_JWT_SECRET), else one generated once and kept (0600) in the data directory."""
+    if env.get(name):
+        return env[name]
+    path = data_dir / name.removeprefix("AQE_").lower()
     if path.is_file():
         return path.read_text().strip()
     data_dir.mkdir(parents=True, exist_ok=True)
@@ -188,4 +189,5 @@ def load_settings(environ: Mapping[str, str] | None = None, dotenv_path: Path | 
         llm_url=llm_url,
         llm_model=env.get("AQE_LLM_MODEL") or None,
         llm_api_key=env.get("AQE_LLM_API_KEY") or None,
+        callback_secret=_jwt_secret(env, data_dir, "AQE_CALLBACK_SECRET"),
     )

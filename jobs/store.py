@@ -241,6 +241,10 @@ class JobStore:
         event_id = replies[1]
         return event_id.decode() if isinstance(event_id, bytes) else str(event_id)
 
+    async def update(self, record: JobRecord) -> None:
+        """Store the record without an event (e.g. a callback attempt after the job's final event)."""
+        await self.redis.set(job_key(record.id), json_encoder.encode(record), ex=RECORD_TTL_S)
+
     async def extra_prs(self, job_id: str) -> set[int]:
         return {int(n) for n in await self.redis.smembers(prs_key(job_id))}
 

@@ -18,7 +18,7 @@ from starlette.staticfiles import StaticFiles
 from swagger_ui_bundle import swagger_ui_path
 
 from app.api import submit
-from jobs.model import AgentResult, Conclusion, JobStatus, RunRequest
+from jobs.model import AgentResult, CallbackAttempt, Conclusion, JobStatus, RunRequest
 
 VERSION = "1.0.0"
 
@@ -73,6 +73,7 @@ class JobView(msgspec.Struct, kw_only=True):
     error: str | None
     reason: str | None
     artifacts: list[str]
+    callbacks: list[CallbackAttempt]
     attempts: int
 
 

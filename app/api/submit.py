@@ -28,6 +28,7 @@ from app.api.auth import require_api_key
 from app.api.errors import ApiError
 from app.api.jobs import JOB_ID_RE
 from jobs.agents.gate import gate_result
+from jobs.callbacks import checked_callback_url
 from jobs.coverage.config import CoverageConfig
 from jobs.coverage.reports import ReportError, parse_report
 from jobs.gate.config import GateConfig
@@ -50,6 +51,7 @@ class Target(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     sha: str | None = None
     ref: str | None = None  # a branch: its tip when the job starts
     priority: Priority = "normal"
+    callback_url: str | None = None  # POSTed the result, signed, when the job ends
 
 
 class TestExecute(Target, kw_only=True, forbid_unknown_fields=True):
@@ -133,9 +135,12 @@ def run_request(body: Target, agents: list[str], options: dict[str, dict[str, An
         raise ApiError(503, "not_configured", "the GitHub App is not configured on this AQE: "
                                               + ", ".join(settings.missing))
     validated_options(options)
+    if body.callback_url is not None and (why := checked_callback_url(body.callback_url)):
+        raise ApiError(422, "invalid_request", f"callback_url: {why}")
     return RunRequest(forge="github", repo=body.repo, clone_url=f"{web_url(settings.github_api_url)}/{body.repo}.git",
                       head_sha=body.sha or "", head_ref=body.ref.removeprefix("refs/heads/") if body.ref else None,
-                      trigger=f"api.{endpoint}", agents=agents, options=options, priority=body.priority)
+                      trigger=f"api.{endpoint}", agents=agents, options=options, priority=body.priority,
+                      callback_url=body.callback_url)
 
 
 def job_links(public_url: str, job_id: str) -> dict[str, str]:

@@ -48,3 +48,16 @@ def test_every_env_variable_of_the_contract_is_documented() -> None:
                  "GITHUB_API_URL", "GITLAB_URL", "GITLAB_TOKEN", "GITLAB_WEBHOOK_SECRET", "AQE_PUBLIC_URL",
                  "AQE_DATA_DIR", "AQE_JWT_SECRET", "AQE_RATE_LIMIT"):
         assert f"`{name}`" in text, name
+
+
+def test_callback_verification_example_accepts_aqe_and_refuses_others() -> None:
+    [(code, _)] = examples("api.md", "verify-callback")
+    namespace: dict[str, object] = {}
+    exec(code, namespace)  # noqa: S102 - the documented snippet itself
+    is_from_aqe = namespace["is_from_aqe"]
+    from jobs.callbacks import signature
+
+    body = b'{"job_id": "x"}'
+    assert is_from_aqe(body, signature("s3cret", body), "s3cret") is True  # type: ignore[operator]
+    assert is_from_aqe(body + b" ", signature("s3cret", body), "s3cret") is False  # type: ignore[operator]
+    assert is_from_aqe(body, signature("other", body), "s3cret") is False  # type: ignore[operator]

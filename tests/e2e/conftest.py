@@ -26,6 +26,7 @@ from tests.fakes.processes import free_port, wait_ready
 REPO = "acme/widgets"
 INSTALLATION_ID = 2311213
 FIXTURES = Path(__file__).parents[1] / "fixtures" / "github"
+CALLBACK_SECRET = "callback-secret-for-tests"
 OSV_RECORDS = Path(__file__).parents[1] / "jobs" / "security" / "fixtures" / "osv"  # copies of real records
 ROOT = Path(__file__).parents[2]
 
@@ -143,7 +144,7 @@ def stack(tmp_path: Path, redis_url: str, private_key_file: Path, rsa_key_pair: 
            "GITHUB_API_URL": fake.url, "AQE_PUBLIC_URL": f"http://127.0.0.1:{port}", "PORT": str(port),
            "AQE_DATA_DIR": str(tmp_path / "data"), "AQE_LOG_LEVEL": "INFO", "AQE_OSV_URL": osv.url,
            # secrets of the worker's own environment that must never reach the code under test
-           "AQE_JWT_SECRET": "jwt-secret-never-in-tests"}
+           "AQE_JWT_SECRET": "jwt-secret-never-in-tests", "AQE_CALLBACK_SECRET": CALLBACK_SECRET}
     log = open(tmp_path / "stack.log", "wb")
     st = Stack(f"http://127.0.0.1:{port}", fake, repo, env, redis_url, osv)
     for role in (["web", "--host", "127.0.0.1"], ["worker"]):

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import base64
+import hashlib
+import hmac
 import json
 import time
 from typing import Any
@@ -10,8 +12,9 @@ from typing import Any
 import httpx
 import redis as redis_sync
 
-from tests.e2e.conftest import REPO, Stack
+from tests.e2e.conftest import CALLBACK_SECRET, REPO, Stack
 from tests.e2e.test_agents import plant
+from tests.fakes.receiver import FakeReceiver
 from tests.fakes.target import FakeTarget
 
 
@@ -195,3 +198,25 @@ def test_coverage_of_an_uploaded_report_and_of_a_jobs_report(stack: Stack) -> No
     ]:
         answer = _post(stack, "/coverage/analyze", body, headers)
         assert answer.status_code == status and said in answer.json()["detail"], (body, answer.text)
+
+
+def test_a_callback_gets_the_signed_result_and_the_job_shows_the_attempts(stack: Stack) -> None:
+    base, head = plant(stack)
+    headers = _key(stack)
+    with FakeReceiver() as receiver:
+        receiver.fail_next(1, 502)
+        answer = _post(stack, "/security/scan", {"repo": REPO, "sha": head, "scan_types": ["secrets"],
+                                                 "callback_url": receiver.url}, headers)
+        job_id = answer.json()["job_id"]
+        deadline = time.monotonic() + 60
+        while len(_finished(stack, job_id, headers).get("callbacks", [])) < 2:
+            assert time.monotonic() < deadline, "no second callback attempt"
+            time.sleep(0.2)
+        first, second = receiver.received
+    record = _finished(stack, job_id, headers)
+    assert [a["status"] for a in record["callbacks"]] == [502, 204]
+    assert first.body == second.body and json.loads(second.body)["conclusion"] == "failure"
+    expected = "sha256=" + hmac.new(CALLBACK_SECRET.encode(), second.body, hashlib.sha256).hexdigest()
+    assert second.headers["x-aqe-signature-256"] == expected
+    refused = _post(stack, "/security/scan", {"repo": REPO, "sha": head, "callback_url": "ftp://x"}, headers)
+    assert refused.status_code == 422 and "callback_url" in refused.json()["detail"]
