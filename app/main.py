@@ -13,6 +13,7 @@ from starlette.routing import Route
 
 from app import health, pages, webhooks
 from app.api.errors import ApiError, api_error, http_error, server_error
+from app import metrics
 from app.api import openapi
 from app.api.routes import api_v1
 from jobs.logs import configure_logging
@@ -42,6 +43,7 @@ def create_app(settings: Settings) -> Starlette:
         Route("/webhooks/github", webhooks.github, methods=["POST"]),
         Route("/healthz", health.healthz, methods=["GET"]),
         Route("/readyz", health.readyz, methods=["GET"]),
+        Route("/metrics", metrics.metrics, methods=["GET"]),
         Route("/jobs/{job_id}", pages.job_page, methods=["GET"]),
         Route("/jobs/{job_id}/artifacts/{name}", pages.job_artifact, methods=["GET"]),
         api_v1,

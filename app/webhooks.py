@@ -9,6 +9,7 @@ from redis.exceptions import RedisError
 from starlette.requests import Request
 from starlette.responses import Response
 
+from app.metrics import WEBHOOK_DELIVERIES
 from jobs.forges.base import Decision, Delivery, WebhookError
 from jobs.forges.github import webhook as github_webhook
 
@@ -55,6 +56,12 @@ async def _answer(request: Request, delivery: Delivery, decision: Decision) -> R
     return _json(202, {"job_ids": [o.job_id for o in outcomes], "status": outcomes[0].state})
 
 
+def delivery_outcome(status: int, decision: Decision) -> str:
+    if status == 202:
+        return "queued"
+    return "duplicate" if decision.runs else "ignored"
+
+
 async def github(request: Request) -> Response:
     settings = request.app.state.settings
     if not settings.webhook_secrets:
@@ -65,12 +72,14 @@ async def github(request: Request) -> Response:
         decision = github_webhook.decide(delivery, settings.github.app_slug if settings.github else "aqe")
         response = await _answer(request, delivery, decision)
     except WebhookError as exc:
+        WEBHOOK_DELIVERIES.labels("github", "unverified", "refused").inc()  # its headers are not to be trusted
         log.info("github delivery refused status=%d reason=%s", exc.status_code, exc.message)
         return _json(exc.status_code, {"error": "bad_delivery", "detail": exc.message})
     except RedisError as exc:
         # GitHub does not retry by itself: answer 503 so the failure shows in the App's delivery log.
         log.error("github delivery could not be enqueued: %s", exc)
         return _json(503, {"error": "queue_unavailable", "detail": "could not enqueue; redeliver from the App settings"})
+    WEBHOOK_DELIVERIES.labels("github", delivery.event, delivery_outcome(response.status_code, decision)).inc()
     log.info("github delivery=%s event=%s action=%s repo=%s status=%d secret=%d", delivery.delivery_id,
              delivery.event, decision.action, decision.repo, response.status_code, delivery.secret_index)
     return response

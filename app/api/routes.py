@@ -1,10 +1,13 @@
 """The REST API v1 route table, in one place."""
 
+from starlette.middleware import Middleware
 from starlette.routing import Mount, Route
+
+from app.metrics import ApiMetrics
 
 from app.api import fleet, jobs, submit
 
-api_v1 = Mount("/api/v1", routes=[
+api_v1 = Mount("/api/v1", middleware=[Middleware(ApiMetrics)], routes=[
     Route("/job/{job_id}/status", jobs.job_status, methods=["GET"]),
     Route("/job/{job_id}/cancel", jobs.cancel_job, methods=["POST"]),
     Route("/jobs", jobs.list_jobs, methods=["GET"]),

@@ -138,5 +138,8 @@ def test_job_status_needs_an_api_key(stack: Stack) -> None:
     assert worker["max_jobs"] >= 1 and fleet["workers"]["alive"] == 1 and fleet["workers"]["arq_health"]
     assert fleet["agents"]["tests"]["runs"] == 1 and fleet["agents"]["tests"]["duration_p50_s"] > 0
     assert fleet["queue"]["queued"] == 0
+    scraped = httpx.get(f"{stack.web_url}/metrics", timeout=5).text  # the worker's GitHub calls, via Redis
+    assert 'aqe_forge_api_calls_total{forge="github",method="POST",status="201"}' in scraped
+    assert 'aqe_forge_rate_limit_remaining{forge="github",resource="core"}' in scraped
     stored = redis_sync.Redis.from_url(stack.redis_url).hgetall("aqe:apikeys")
     assert key.encode() not in b"".join(stored.values()) and len(stored) == 1

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Mapping
+
+from jobs import forge_metrics
 from jobs.checkout import Source
 from jobs.errors import NotConfigured
 from jobs.forges.github.auth import git_auth_header
@@ -12,11 +16,21 @@ from jobs.model import JobRecord, RunRequest
 from jobs.services import Services
 
 
+log = logging.getLogger("aqe.github")
+
+
 class GitHubForge:
     name = "github"
 
     def client(self, services: Services, token: str | None = None) -> GitHubClient:
-        return GitHubClient(services.http, base_url=services.settings.github_api_url, oauth_token=token)
+        async def count(method: str, status: int, headers: Mapping[str, str]) -> None:
+            try:
+                await forge_metrics.record_call(services.redis, self.name, method, status, headers)
+            except Exception as exc:  # metrics never fail a call
+                log.debug("could not count a GitHub call: %s", exc)
+
+        return GitHubClient(services.http, base_url=services.settings.github_api_url, oauth_token=token,
+                            on_response=count)
 
     async def token(self, services: Services, request: RunRequest) -> str:
         if services.github_tokens is None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 
 import httpx
 from gidgethub import BadRequest, GitHubBroken, HTTPException
@@ -35,17 +35,25 @@ def retry_delay(status: int, headers: Mapping[str, str], body_hint: str, attempt
     return random.uniform(0, min(MAX_DELAY_S, BASE_DELAY_S * 2 ** (attempt - 1)))
 
 
+OnResponse = Callable[[str, int, Mapping[str, str]], Awaitable[None]]  # (method, status, headers): for metrics
+
+
 class GitHubClient(GitHubAPI):
     """`GitHubClient(http, base_url=settings.github_api_url)`; every call goes to that base URL."""
 
-    def __init__(self, client: httpx.AsyncClient, *, base_url: str, oauth_token: str | None = None) -> None:
+    def __init__(self, client: httpx.AsyncClient, *, base_url: str, oauth_token: str | None = None,
+                 on_response: OnResponse | None = None) -> None:
         super().__init__(client, USER_AGENT, base_url=base_url, oauth_token=oauth_token)
+        self.on_response = on_response
 
     async def _request(self, method: str, url: str, headers: Mapping[str, str], body: bytes = b"") -> tuple[int, Mapping[str, str], bytes]:
         headers = {**headers, "x-github-api-version": API_VERSION}
         for attempt in range(1, MAX_ATTEMPTS + 1):
             try:
-                return await super()._request(method, url, headers, body)
+                answer = await super()._request(method, url, headers, body)
+                if self.on_response is not None:
+                    await self.on_response(method, answer[0], answer[1])
+                return answer
             except httpx.TransportError as exc:
                 if attempt == MAX_ATTEMPTS:
                     raise

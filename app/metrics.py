@@ -1,0 +1,99 @@
+"""GET /metrics: Prometheus text format.
+
+This web process's own counters (webhook deliveries, API requests and their latency), and, read from Redis at
+each scrape so that every replica shows the same fleet: queue depth, workers, agents' runs and durations, and the
+workers' calls to the forges with the rate limit they have left.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+from prometheus_client.registry import Collector
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from jobs import fleet, forge_metrics
+
+OWN = CollectorRegistry(auto_describe=True)
+WEBHOOK_DELIVERIES = Counter("aqe_webhook_deliveries", "Webhook deliveries by forge, event and outcome",
+                             ["forge", "event", "outcome"], registry=OWN)
+API_REQUESTS = Counter("aqe_api_requests", "REST API requests by route, method and status",
+                       ["route", "method", "status"], registry=OWN)
+API_LATENCY = Histogram("aqe_api_request_duration_seconds", "REST API request duration by route", ["route"],
+                        buckets=(0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 10.0), registry=OWN)
+
+
+class ApiMetrics:
+    """ASGI middleware of the `/api/v1` mount: counts every request by its route template (never the raw path)."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started, status = time.perf_counter(), 500
+
+        async def sending(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, sending)
+        finally:
+            route = getattr(scope.get("route"), "path", None) or "unmatched"
+            API_REQUESTS.labels(route, scope["method"], str(status)).inc()
+            API_LATENCY.labels(route).observe(time.perf_counter() - started)
+
+
+class FleetFacts(Collector):
+    """What Redis said at this scrape, as metric families."""
+
+    def __init__(self, snapshot: dict, calls: dict, limits: dict) -> None:
+        self.snapshot, self.calls, self.limits = snapshot, calls, limits
+
+    def collect(self) -> Iterator[GaugeMetricFamily | CounterMetricFamily]:
+        snap = self.snapshot
+        yield GaugeMetricFamily("aqe_queue_jobs", "Jobs in the queue (ready to run now)", value=snap["queue"]["ready"])
+        yield GaugeMetricFamily("aqe_queue_deferred_jobs", "Jobs in the queue waiting to be retried",
+                                value=snap["queue"]["deferred"])
+        yield GaugeMetricFamily("aqe_workers_alive", "Workers with a fresh heartbeat", value=snap["workers"]["alive"])
+        yield GaugeMetricFamily("aqe_jobs_running", "Jobs the workers are running", value=snap["workers"]["jobs_running"])
+        runs = CounterMetricFamily("aqe_agent_runs", "Agent runs by conclusion", labels=["agent", "conclusion"])
+        durations = GaugeMetricFamily("aqe_agent_duration_seconds", "Agent duration over its recent runs",
+                                      labels=["agent", "quantile"])
+        for agent, summary in snap["agents"].items():
+            for conclusion, count in summary["by_conclusion"].items():
+                runs.add_metric([agent, conclusion], count)
+            for quantile, key in (("0.5", "duration_p50_s"), ("0.95", "duration_p95_s")):
+                if summary[key] is not None:
+                    durations.add_metric([agent, quantile], summary[key])
+        yield runs
+        yield durations
+        calls = CounterMetricFamily("aqe_forge_api_calls", "Calls the workers made to forge APIs",
+                                    labels=["forge", "method", "status"])
+        for (forge, method, status), count in sorted(self.calls.items()):
+            calls.add_metric([forge, method, status], count)
+        yield calls
+        remaining = GaugeMetricFamily("aqe_forge_rate_limit_remaining", "Requests left in the forge's rate limit",
+                                      labels=["forge", "resource"])
+        for (forge, resource), (left, _limit) in sorted(self.limits.items()):
+            remaining.add_metric([forge, resource], left)
+        yield remaining
+
+
+async def metrics(request: Request) -> Response:
+    redis = request.app.state.redis
+    snapshot = await fleet.snapshot(redis)
+    calls, limits = await forge_metrics.forge_facts(redis)
+    facts = CollectorRegistry(auto_describe=False)
+    facts.register(FleetFacts(snapshot, calls, limits))
+    return Response(generate_latest(OWN) + generate_latest(facts), media_type=CONTENT_TYPE_LATEST)
