@@ -56,6 +56,9 @@ class Settings:
     llm_model: str | None = None
     llm_api_key: str | None = field(repr=False, default=None)
     callback_secret: str = field(repr=False, default="")  # signs completion callbacks (`AQE_CALLBACK_SECRET`)
+    oidc_issuers: tuple[str, ...] = ()  # CI platforms whose ID tokens are accepted (`AQE_OIDC_ISSUERS`)
+    oidc_audience: str = "aqe"
+    oidc_refs: tuple[str, ...] = ()  # globs of the refs tokens may come from; empty: any
 
     @property
     def webhook_secrets(self) -> tuple[str, ...]:
@@ -169,6 +172,8 @@ def load_settings(environ: Mapping[str, str] | None = None, dotenv_path: Path | 
     llm_url = _check_url("AQE_LLM_URL", env["AQE_LLM_URL"], problems) if env.get("AQE_LLM_URL") else None
     if llm_url and not env.get("AQE_LLM_MODEL"):
         problems.append("AQE_LLM_MODEL: must be set when AQE_LLM_URL is (e.g. gpt-4o-mini)")
+    issuers = tuple(_check_url("AQE_OIDC_ISSUERS", issuer.strip(), problems)
+                    for issuer in env.get("AQE_OIDC_ISSUERS", "").split(",") if issuer.strip())
     if problems:
         raise SettingsError(problems)
     data_dir = Path(env.get("AQE_DATA_DIR", ".aqe-data")).expanduser().resolve()
@@ -190,4 +195,7 @@ def load_settings(environ: Mapping[str, str] | None = None, dotenv_path: Path | 
         llm_model=env.get("AQE_LLM_MODEL") or None,
         llm_api_key=env.get("AQE_LLM_API_KEY") or None,
         callback_secret=_jwt_secret(env, data_dir, "AQE_CALLBACK_SECRET"),
+        oidc_issuers=issuers,
+        oidc_audience=env.get("AQE_OIDC_AUDIENCE", "aqe").strip() or "aqe",
+        oidc_refs=tuple(glob.strip() for glob in env.get("AQE_OIDC_REFS", "").split(",") if glob.strip()),
     )

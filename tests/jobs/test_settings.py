@@ -64,3 +64,13 @@ def test_secrets_are_not_in_repr(make_settings) -> None:
     settings = make_settings(AQE_JWT_SECRET="topsecret-jwt")
     assert "topsecret-jwt" not in repr(settings) and "test-webhook-secret" not in repr(settings)
     assert "PRIVATE KEY" not in repr(settings)
+
+
+def test_oidc_settings(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    settings = load_settings({"AQE_DATA_DIR": str(tmp_path), "AQE_OIDC_ISSUERS":
+                              "https://token.actions.githubusercontent.com, https://gitlab.com/",
+                              "AQE_OIDC_REFS": "refs/heads/main,refs/tags/*"}, dotenv_path=None)
+    assert settings.oidc_issuers == ("https://token.actions.githubusercontent.com", "https://gitlab.com")
+    assert settings.oidc_audience == "aqe" and settings.oidc_refs == ("refs/heads/main", "refs/tags/*")
+    with pytest.raises(SettingsError, match="AQE_OIDC_ISSUERS"):
+        load_settings({"AQE_DATA_DIR": str(tmp_path), "AQE_OIDC_ISSUERS": "gitlab.com"}, dotenv_path=None)

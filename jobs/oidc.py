@@ -1,0 +1,130 @@
+"""Keyless API access from CI: OIDC ID tokens of GitHub Actions and GitLab CI, verified against the issuer's keys.
+
+A CI job asks its platform for an ID token with AQE's audience and sends it as `Authorization: Bearer <token>`.
+AQE accepts it when it is signed (RS256) by a key the issuer publishes (OpenID discovery -> `jwks_uri`), was
+issued by one of `AQE_OIDC_ISSUERS` for `AQE_OIDC_AUDIENCE`, and has not expired. The identity may then act on
+the one repository the token names — `repository` (GitHub Actions) or `project_path` (GitLab CI) — and, when
+`AQE_OIDC_REFS` is set, only from a ref matching one of its globs (e.g. `refs/heads/main`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import fnmatch
+import json
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpx
+import jwt
+
+KEYS_TTL_S = 600.0
+REFETCH_MIN_INTERVAL_S = 30.0  # an unknown key id refetches the keys, at most this often (a rotation, not a flood)
+LEEWAY_S = 30
+REPO_CLAIMS = ("repository", "project_path")  # GitHub Actions, GitLab CI
+REF_CLAIMS = ("ref", "ref_path")  # GitHub: "refs/heads/main"; GitLab: "refs/heads/main" in ref_path
+
+
+class OidcError(Exception):
+    """Why a token is refused; safe to show to the caller (never contains the token)."""
+
+
+@dataclass(frozen=True)
+class OidcIdentity:
+    issuer: str
+    subject: str
+    repo: str
+    ref: str | None
+    claims: dict[str, Any] = field(repr=False)
+
+    @property
+    def name(self) -> str:
+        return f"oidc:{self.subject}"
+
+
+@dataclass
+class _Keys:
+    by_kid: dict[str, Any]
+    fetched_at: float
+
+
+def looks_like_jwt(value: str) -> bool:
+    return value.count(".") == 2 and not value.startswith("aqe_")
+
+
+def unverified_issuer(token: str) -> str:
+    try:
+        return str(jwt.decode(token, options={"verify_signature": False}).get("iss", ""))
+    except jwt.PyJWTError:
+        raise OidcError("not a well-formed JWT") from None
+
+
+def identity_of(claims: dict[str, Any], ref_globs: tuple[str, ...]) -> OidcIdentity:
+    """The repository (and ref) a verified token may act for, under the ref policy."""
+    repo = next((str(claims[c]) for c in REPO_CLAIMS if isinstance(claims.get(c), str) and claims[c]), None)
+    if repo is None:
+        raise OidcError("the token names no repository (claim `repository` or `project_path`)")
+    ref = next((str(claims[c]) for c in REF_CLAIMS if isinstance(claims.get(c), str) and claims[c]), None)
+    if ref_globs and not (ref and any(fnmatch.fnmatchcase(ref, glob) for glob in ref_globs)):
+        raise OidcError(f"tokens from {ref or 'an unnamed ref'} are not accepted (AQE_OIDC_REFS)")
+    return OidcIdentity(str(claims["iss"]), str(claims.get("sub", "")), repo, ref, claims)
+
+
+class OidcVerifier:
+    def __init__(self, http: httpx.AsyncClient, issuers: tuple[str, ...], audience: str,
+                 ref_globs: tuple[str, ...] = ()) -> None:
+        self.http, self.audience, self.ref_globs = http, audience, ref_globs
+        self.issuers = tuple(issuer.rstrip("/") for issuer in issuers)
+        self._keys: dict[str, _Keys] = {}
+        self._locks: dict[str, asyncio.Lock] = {}
+
+    async def verify(self, token: str) -> OidcIdentity:
+        issuer = unverified_issuer(token).rstrip("/")
+        if issuer not in self.issuers:
+            raise OidcError(f"tokens of issuer {issuer[:100]!r} are not accepted (AQE_OIDC_ISSUERS)")
+        try:
+            kid = jwt.get_unverified_header(token).get("kid")
+        except jwt.PyJWTError:
+            raise OidcError("not a well-formed JWT") from None
+        key = await self._key(issuer, str(kid))
+        try:
+            claims = jwt.decode(token, key, algorithms=["RS256"], audience=self.audience, issuer=issuer,
+                                leeway=LEEWAY_S, options={"require": ["exp", "iat", "iss", "aud"]})
+        except jwt.ExpiredSignatureError:
+            raise OidcError("the token has expired") from None
+        except jwt.InvalidAudienceError:
+            raise OidcError(f"the token is not for this audience ({self.audience!r})") from None
+        except jwt.PyJWTError as exc:
+            raise OidcError(f"the token is not valid: {exc}") from None
+        return identity_of(claims, self.ref_globs)
+
+    async def _key(self, issuer: str, kid: str) -> Any:
+        keys = self._keys.get(issuer)
+        fresh = keys is not None and time.monotonic() - keys.fetched_at < KEYS_TTL_S
+        if keys is not None and fresh and kid in keys.by_kid:
+            return keys.by_kid[kid]
+        async with self._locks.setdefault(issuer, asyncio.Lock()):
+            keys = self._keys.get(issuer)
+            age = time.monotonic() - keys.fetched_at if keys else float("inf")
+            if keys is None or age >= KEYS_TTL_S or (kid not in keys.by_kid and age >= REFETCH_MIN_INTERVAL_S):
+                keys = self._keys[issuer] = await self._fetch(issuer)
+        if kid not in keys.by_kid:
+            raise OidcError(f"the issuer publishes no key {kid[:60]!r}")
+        return keys.by_kid[kid]
+
+    async def _fetch(self, issuer: str) -> _Keys:
+        try:
+            discovery = await self.http.get(f"{issuer}/.well-known/openid-configuration", timeout=10)
+            discovery.raise_for_status()
+            jwks_uri = discovery.json()["jwks_uri"]
+            published = await self.http.get(jwks_uri, timeout=10)
+            published.raise_for_status()
+            entries = published.json()["keys"]
+        except (httpx.HTTPError, ValueError, KeyError, TypeError) as exc:
+            raise OidcError(f"the keys of {issuer} could not be read: {type(exc).__name__}") from None
+        by_kid = {}
+        for entry in entries:
+            if entry.get("kty") == "RSA" and entry.get("kid"):
+                by_kid[str(entry["kid"])] = jwt.algorithms.RSAAlgorithm.from_jwk(json.dumps(entry))
+        return _Keys(by_kid, time.monotonic())
