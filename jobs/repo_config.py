@@ -17,6 +17,10 @@ from jobs.security.config import SecurityConfig
 from jobs.testgen.config import TestGenerationConfig
 
 CONFIG_PATHS = (".aqe.yml", ".github/aqe.yml")
+ENV_NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,127}$")
+# what the sandbox sets itself; LD_PRELOAD and friends would run code in every process, including coverage's
+RESERVED_ENV = frozenset({"PATH", "HOME", "TMPDIR", "VIRTUAL_ENV", "AQE_REPORTS_DIR", "LD_PRELOAD", "LD_LIBRARY_PATH",
+                          "PYTHONHOME", "CI"})
 
 
 class TestsConfig(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
@@ -29,8 +33,17 @@ class TestsConfig(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     junit: list[str] = []  # globs of JUnit XML files a custom command writes
     coverage: list[str] = []  # globs of Cobertura XML files a custom command writes
     forks: bool = False  # run the tests of pull requests from forks without a maintainer's "/aqe run"
+    env: dict[str, str] = {}  # variables for setup and tests; not secret: they are shown on the job
 
     def __post_init__(self) -> None:
+        for name, value in self.env.items():
+            if not ENV_NAME_RE.match(name) or name in RESERVED_ENV:
+                raise ValueError(f"{name[:60]!r} cannot be set: a variable name ([A-Za-z_][A-Za-z0-9_]*) other than "
+                                 f"{', '.join(sorted(RESERVED_ENV))} (at `$.tests.env`)")
+            if len(value) > 4096 or "\0" in value:
+                raise ValueError(f"the value of {name} is longer than 4096 characters or holds a NUL (at `$.tests.env`)")
+        if len(self.env) > 100:
+            raise ValueError("at most 100 variables (at `$.tests.env`)")
         if not 1 <= self.timeout <= 6 * 3600:
             raise ValueError("must be between 1 and 21600 seconds (at `$.tests.timeout`)")
         if not 64 <= self.memory_mb <= 1024 * 1024:

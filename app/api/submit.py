@@ -59,6 +59,7 @@ class TestExecute(Target, kw_only=True, forbid_unknown_fields=True):
     command: str | None = None  # default: detected (pytest for Python repositories)
     setup: list[str] | None = None
     timeout: int | None = None
+    env: dict[str, str] | None = None  # variables for setup and tests (not secret: shown on the job)
     coverage: bool = True  # also run the coverage agent on the tests' report
 
 
@@ -82,7 +83,7 @@ def _set(values: dict[str, Any]) -> dict[str, Any]:
 
 
 def tests_job(body: TestExecute) -> tuple[list[str], dict[str, dict[str, Any]]]:
-    options = {"tests": _set({"command": body.command, "setup": body.setup, "timeout": body.timeout})}
+    options = {"tests": _set({"command": body.command, "setup": body.setup, "timeout": body.timeout, "env": body.env})}
     return (["tests", "coverage"] if body.coverage else ["tests"]), options
 
 

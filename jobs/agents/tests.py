@@ -229,11 +229,12 @@ def write_module_wrappers(venv: Path) -> list[Path]:
     return written
 
 
-def job_env(dirs: JobDirs) -> dict[str, str]:
+def job_env(dirs: JobDirs, variables: dict[str, str] | None = None) -> dict[str, str]:
+    """The sandbox's environment, with `tests.env` (validated: none of the variables the sandbox sets)."""
     return scrubbed_env(
         dirs.home,
         [dirs.venv / "bin"],
-        {"AQE_REPORTS_DIR": str(dirs.reports), "VIRTUAL_ENV": str(dirs.venv)},
+        {**(variables or {}), "AQE_REPORTS_DIR": str(dirs.reports), "VIRTUAL_ENV": str(dirs.venv)},
         tmpdir=dirs.tmp,
     )
 
@@ -532,7 +533,7 @@ async def _run_plan(
     workspace: Workspace, cfg: TestsConfig, dirs: JobDirs, plan: TestPlan, progress: Progress
 ) -> TestRun:
     """Environment, setup, tests, coverage report, then the results read back."""
-    runner = StepRunner(workspace.root, job_env(dirs), Deadline(cfg.timeout), cfg.memory_mb)
+    runner = StepRunner(workspace.root, job_env(dirs, cfg.env), Deadline(cfg.timeout), cfg.memory_mb)
     await progress(0.05, "Creating environment")
     dirs.create()
     await create_venv(dirs, runner.env, cfg.memory_mb)

@@ -19,7 +19,7 @@ from jobs.agents.tests import (
 )
 from jobs.junit import JUnitSummary
 from jobs.model import AgentResult
-from jobs.repo_config import TestsConfig
+from jobs.repo_config import ConfigError, TestsConfig, parse_config
 
 CALC = "def add(a, b):\n    return a + b\n"
 
@@ -405,3 +405,20 @@ def test_titles() -> None:
 
 def test_fenced_output_survives_backticks() -> None:
     assert fenced("a ``` b").startswith("````text\n")
+
+
+@pytest.mark.asyncio
+async def test_configured_variables_reach_setup_and_tests(workspace: Workspace) -> None:
+    make_repo(workspace.root, {"calc.py": CALC, "tests/test_env.py":
+                               "import os\n\n\ndef test_env():\n    assert os.environ['GREETING'] == 'hello'\n"
+                               "    assert os.environ['AQE_REPORTS_DIR'].endswith('reports')\n"})
+    result = await run_agent(workspace, TestsConfig(timeout=120, env={"GREETING": "hello"}))
+    assert (result.conclusion, result.title) == ("success", "1 passed")
+
+
+def test_variables_the_sandbox_sets_cannot_be_configured() -> None:
+    for name in ("PATH", "LD_PRELOAD", "AQE_REPORTS_DIR", "1BAD", "A-B"):
+        with pytest.raises(ConfigError) as caught:
+            parse_config(f"tests:\n  env:\n    {name}: x\n")
+        assert "tests.env" in str(caught.value) and "line 2" in str(caught.value)
+    assert parse_config("tests:\n  env:\n    GREETING: hello\n").tests.env == {"GREETING": "hello"}
