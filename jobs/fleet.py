@@ -3,6 +3,7 @@
 Redis keys:
   aqe:worker:{id}                 -> a worker's heartbeat (JSON: host, pid, started_at, seen_at, jobs_running,
                                      max_jobs); expires HEARTBEAT_TTL_S after its last beat
+  aqe:workers                     -> worker ids by the time of their last heartbeat
   aqe:agent-runs:{agent}          -> the agent's latest runs, newest first: "<finished_at> <duration_s> <conclusion>"
                                      (at most RECENT_RUNS)
   aqe:agent-counts                -> hash "<agent>:<conclusion>" -> runs since the counts were last reset
@@ -27,6 +28,7 @@ HEARTBEAT_INTERVAL_S = 5.0
 HEARTBEAT_TTL_S = 15
 RECENT_RUNS = 200
 WORKER_PREFIX = "aqe:worker:"
+WORKERS_KEY = "aqe:workers"  # worker ids by last heartbeat: no SCAN of the keyspace (it holds every job)
 COUNTS_KEY = "aqe:agent-counts"
 REDIS_INFO_FIELDS = ("redis_version", "valkey_version", "uptime_in_seconds", "connected_clients", "used_memory",
                      "used_memory_human", "maxmemory", "total_commands_processed", "role")
@@ -41,13 +43,19 @@ def worker_id() -> str:
 
 
 async def beat(redis: Redis, identity: str, started_at: float, jobs_running: int, max_jobs: int) -> None:
+    seen_at = round(time.time(), 3)
     heartbeat = {"id": identity, "host": socket.gethostname(), "pid": os.getpid(), "started_at": started_at,
-                 "seen_at": round(time.time(), 3), "jobs_running": jobs_running, "max_jobs": max_jobs}
-    await redis.set(WORKER_PREFIX + identity, json.dumps(heartbeat), ex=HEARTBEAT_TTL_S)
+                 "seen_at": seen_at, "jobs_running": jobs_running, "max_jobs": max_jobs}
+    async with redis.pipeline(transaction=False) as pipe:
+        pipe.set(WORKER_PREFIX + identity, json.dumps(heartbeat), ex=HEARTBEAT_TTL_S)
+        pipe.zadd(WORKERS_KEY, {identity: seen_at})
+        pipe.zremrangebyscore(WORKERS_KEY, "-inf", seen_at - 24 * 3600)  # long gone: forget the name
+        await pipe.execute()
 
 
 async def forget(redis: Redis, identity: str) -> None:
     await redis.delete(WORKER_PREFIX + identity)
+    await redis.zrem(WORKERS_KEY, identity)
 
 
 async def record_agent_run(redis: Redis, result: AgentResult, finished_at: float) -> None:
@@ -83,8 +91,8 @@ def redis_summary(info: dict[str, Any]) -> dict[str, Any]:
 async def snapshot(redis: Redis, now: float | None = None) -> dict[str, Any]:
     """Everything `/api/v1/fleet/status` reports, read in a few round trips."""
     now = time.time() if now is None else now
-    worker_keys = [key async for key in redis.scan_iter(match=WORKER_PREFIX + "*", count=1000)]
-    beats = await redis.mget(worker_keys) if worker_keys else []
+    recent = await redis.zrangebyscore(WORKERS_KEY, now - HEARTBEAT_TTL_S, "+inf")
+    beats = await redis.mget([WORKER_PREFIX + member.decode() for member in recent]) if recent else []
     async with redis.pipeline(transaction=False) as pipe:
         pipe.get(HEALTH_KEY)
         pipe.zcard(ARQ_QUEUE)
