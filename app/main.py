@@ -9,6 +9,8 @@ from collections.abc import AsyncIterator
 from redis.asyncio import Redis
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
+from starlette.middleware.cors import CORSMiddleware
 from starlette.routing import Route
 
 from app import health, pages, webhooks
@@ -49,7 +51,13 @@ def create_app(settings: Settings) -> Starlette:
         api_v1,
         *openapi.routes,
     ]
-    app = Starlette(routes=routes, lifespan=lifespan,
+    middleware = [Middleware(CORSMiddleware, allow_origins=list(settings.cors_origins), allow_credentials=False,
+                             allow_methods=["GET", "POST"], allow_headers=["Authorization", "Content-Type",
+                                                                           "Idempotency-Key", "Last-Event-ID"],
+                             expose_headers=["Location", "X-RateLimit-Limit", "X-RateLimit-Remaining",
+                                             "X-RateLimit-Reset", "Retry-After"], max_age=600)] \
+        if settings.cors_origins else []
+    app = Starlette(routes=routes, lifespan=lifespan, middleware=middleware,
                     exception_handlers={ApiError: api_error, HTTPException: http_error, 500: server_error})
     app.state.settings = settings
     return app

@@ -59,6 +59,7 @@ class Settings:
     oidc_issuers: tuple[str, ...] = ()  # CI platforms whose ID tokens are accepted (`AQE_OIDC_ISSUERS`)
     oidc_audience: str = "aqe"
     oidc_refs: tuple[str, ...] = ()  # globs of the refs tokens may come from; empty: any
+    cors_origins: tuple[str, ...] = ()  # browsers of these origins may call the API (`AQE_CORS_ORIGINS`); none: off
 
     @property
     def webhook_secrets(self) -> tuple[str, ...]:
@@ -172,6 +173,8 @@ def load_settings(environ: Mapping[str, str] | None = None, dotenv_path: Path | 
     llm_url = _check_url("AQE_LLM_URL", env["AQE_LLM_URL"], problems) if env.get("AQE_LLM_URL") else None
     if llm_url and not env.get("AQE_LLM_MODEL"):
         problems.append("AQE_LLM_MODEL: must be set when AQE_LLM_URL is (e.g. gpt-4o-mini)")
+    origins = tuple(_check_url("AQE_CORS_ORIGINS", origin.strip(), problems)
+                    for origin in env.get("AQE_CORS_ORIGINS", "").split(",") if origin.strip())
     issuers = tuple(_check_url("AQE_OIDC_ISSUERS", issuer.strip(), problems)
                     for issuer in env.get("AQE_OIDC_ISSUERS", "").split(",") if issuer.strip())
     if problems:
@@ -197,5 +200,6 @@ def load_settings(environ: Mapping[str, str] | None = None, dotenv_path: Path | 
         callback_secret=_jwt_secret(env, data_dir, "AQE_CALLBACK_SECRET"),
         oidc_issuers=issuers,
         oidc_audience=env.get("AQE_OIDC_AUDIENCE", "aqe").strip() or "aqe",
+        cors_origins=origins,
         oidc_refs=tuple(glob.strip() for glob in env.get("AQE_OIDC_REFS", "").split(",") if glob.strip()),
     )

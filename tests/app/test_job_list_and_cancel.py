@@ -107,3 +107,16 @@ def test_quality_gate_refuses_what_it_cannot_read(client: TestClient, redis_url:
     for body, status, said in cases:
         answer = client.post("/api/v1/quality/gate", json=body, headers=headers)
         assert answer.status_code == status and said in answer.json()["detail"], (body, answer.text)
+
+
+def test_cors_is_off_unless_origins_are_configured(make_settings, redis_url: str) -> None:  # type: ignore[no-untyped-def]
+    preflight = {"Origin": "https://ci.example.com", "Access-Control-Request-Method": "POST",
+                 "Access-Control-Request-Headers": "authorization,content-type"}
+    with TestClient(create_app(make_settings())) as plain:
+        assert "access-control-allow-origin" not in plain.options("/api/v1/jobs", headers=preflight).headers
+        assert "access-control-allow-origin" not in plain.get("/healthz", headers={"Origin": "https://x.test"}).headers
+    with TestClient(create_app(make_settings(AQE_CORS_ORIGINS="https://ci.example.com"))) as allowed:
+        answer = allowed.options("/api/v1/jobs", headers=preflight)
+        assert answer.status_code == 200 and answer.headers["access-control-allow-origin"] == "https://ci.example.com"
+        other = allowed.options("/api/v1/jobs", headers={**preflight, "Origin": "https://evil.example.com"})
+        assert other.status_code == 400 and "access-control-allow-origin" not in other.headers
