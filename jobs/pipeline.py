@@ -35,6 +35,7 @@ from jobs.store import JobStore, finish_step, start_step
 log = logging.getLogger("aqe.pipeline")
 
 JOB_TIMEOUT_S = 3600
+MAX_TRIES = 3  # arq runs a job at most this often (a worker stopping mid-job costs one try)
 # workspace artifacts kept with the job after its work tree is gone: artifact key -> the name it is kept under
 KEPT_ARTIFACTS = {"generated-tests.patch": "generated-tests.patch", "coverage.cobertura": "coverage.xml"}
 MAX_ARTIFACT_BYTES = 8 * 1024 * 1024
@@ -202,8 +203,8 @@ async def load_config(services: Services, record: JobRecord, root: Path, auth: s
 
 
 class JobRun:
-    def __init__(self, services: Services, record: JobRecord) -> None:
-        self.services, self.record = services, record
+    def __init__(self, services: Services, record: JobRecord, *, last_try: bool = False) -> None:
+        self.services, self.record, self.last_try = services, record, last_try
         self.forge = forge_named(record.request.forge)
         self.tracker = Tracker(services.store, record)
         self.workdir = services.settings.data_dir / "work" / record.id
@@ -216,8 +217,11 @@ class JobRun:
         except TimeoutError:
             await self._end_unfinished("timed_out", "failed", f"the job ran longer than {JOB_TIMEOUT_S} s")
         except asyncio.CancelledError:
-            if self.services.shutting_down:
+            if self.services.shutting_down and not self.last_try:
                 await self._wait_for_next_worker()
+            elif self.services.shutting_down:  # arq will not run it again: end it rather than leave it queued
+                await self._end_unfinished("failure", "failed", f"the worker running this job stopped {MAX_TRIES} "
+                                                                "times; AQE gave up on it")
             else:
                 await self._end_unfinished("cancelled", "cancelled", "the job was cancelled")
                 await self._call_back()
@@ -454,7 +458,7 @@ class JobRun:
             await self.services.store.release(self.record)
 
 
-async def run_job(services: Services, job_id: str) -> dict[str, Any]:
+async def run_job(services: Services, job_id: str, *, last_try: bool = False) -> dict[str, Any]:
     record = await services.store.get(job_id)
     if record is None:
         log.error("job %s has no record (expired?); nothing to do", job_id)
@@ -463,7 +467,7 @@ async def run_job(services: Services, job_id: str) -> dict[str, Any]:
         return {"job_id": job_id, "status": record.status}
     services.jobs_running += 1
     try:
-        await JobRun(services, record).execute()
+        await JobRun(services, record, last_try=last_try).execute()
     finally:
         services.jobs_running -= 1
     return {"job_id": job_id, "status": record.status, "conclusion": record.conclusion}

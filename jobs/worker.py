@@ -13,7 +13,7 @@ from arq.worker import Worker
 from redis.asyncio import Redis
 
 from jobs import fleet
-from jobs.pipeline import JOB_TIMEOUT_S
+from jobs.pipeline import JOB_TIMEOUT_S, MAX_TRIES
 from jobs.services import Services
 from jobs.settings import Settings
 from jobs.store import ARQ_FUNCTION, ARQ_QUEUE, arq_deserialize, arq_serialize
@@ -71,7 +71,7 @@ def create_worker(settings: Settings, *, max_jobs: int = 4, burst: bool = False)
             await services.redis.aclose()
 
     return AqeWorker(
-        functions=[func(analyse, name=ARQ_FUNCTION, timeout=JOB_TIMEOUT_S + 120, max_tries=3)],
+        functions=[func(analyse, name=ARQ_FUNCTION, timeout=JOB_TIMEOUT_S + 120, max_tries=MAX_TRIES)],
         queue_name=ARQ_QUEUE,
         redis_settings=RedisSettings.from_dsn(redis_url),
         on_startup=on_startup,

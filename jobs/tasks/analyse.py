@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from jobs.pipeline import run_job
+from jobs.pipeline import MAX_TRIES, run_job
 
 
 async def analyse(ctx: dict[str, Any], job_id: str) -> dict[str, Any]:
-    return await run_job(ctx["services"], job_id)
+    return await run_job(ctx["services"], job_id, last_try=ctx.get("job_try", 1) >= MAX_TRIES)

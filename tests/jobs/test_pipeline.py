@@ -137,3 +137,35 @@ async def test_a_failing_agent_step_stops_the_others() -> None:
     with pytest.raises(RuntimeError, match="GitHub said no"):
         await pipeline.run_in_order(["tests", "security", "quality"], run)
     assert sorted(cancelled) == ["quality", "security"]
+
+
+@pytest.mark.parametrize("last_try,status", [(False, "queued"), (True, "failed")])
+async def test_a_stopping_worker_requeues_the_job_unless_it_was_the_last_try(
+        redis, make_settings, last_try: bool, status: str) -> None:  # type: ignore[no-untyped-def]
+    from jobs.services import Services
+    from jobs.store import JobStore
+
+    services = Services.create(make_settings(), redis)
+    store = JobStore(redis)
+    request = RunRequest(forge="github", repo="acme/widgets", clone_url="u", head_sha="a" * 40,
+                         trigger="pull_request.opened", agents=["tests"], pr_number=1)
+    record = await store.get((await store.enqueue(request, delivery_key="aqe:delivery:github:t")).job_id)
+    run = pipeline.JobRun(services, record, last_try=last_try)  # type: ignore[arg-type]
+    started = asyncio.Event()
+
+    async def steps() -> None:
+        started.set()
+        await asyncio.sleep(60)
+
+    run._steps = steps  # type: ignore[method-assign]
+    task = asyncio.create_task(run.execute())
+    await started.wait()
+    services.shutting_down = True
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    stored = await store.get(record.id)  # type: ignore[union-attr]
+    assert stored is not None and stored.status == status
+    if last_try:
+        assert "stopped 3 times" in str(stored.error)
+    await services.close()
