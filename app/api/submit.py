@@ -161,12 +161,24 @@ def delivery_key(request: Request, principal: str) -> str:
     return "aqe:delivery:api:" + hashlib.sha256(f"{principal}\0{key}".encode()).hexdigest()
 
 
+async def _read_capped(request: Request, limit: int) -> bytes:
+    """The body, refused (413) as soon as it is longer than `limit`: never read whole into memory first."""
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > limit:
+        raise ApiError(413, "too_large", f"the body is over {limit} bytes")
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise ApiError(413, "too_large", f"the body is over {limit} bytes")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
 async def _body(request: Request, kind: type[Any], limit: int = MAX_BODY_BYTES) -> Any:
-    raw = await request.body()
-    if len(raw) > limit:
-        raise ApiError(413, "too_large", f"the body is over {MAX_BODY_BYTES} bytes")
     if "json" not in request.headers.get("content-type", "application/json"):
         raise ApiError(415, "unsupported_media_type", "send the body as application/json")
+    raw = await _read_capped(request, limit)
     try:
         return msgspec.json.decode(raw or b"{}", type=kind)
     except msgspec.ValidationError as exc:
@@ -315,6 +327,8 @@ async def _multipart_body(request: Request) -> tuple[CoverageAnalyze, bytes | No
     async with request.form(max_files=1, max_fields=20) as form:
         fields: dict[str, Any] = {k: v for k, v in form.items() if isinstance(v, str)}
         upload = form.get("report")
+        if upload is not None and not isinstance(upload, str) and (upload.size or 0) > MAX_REPORT_BYTES:
+            raise ApiError(413, "too_large", f"report: over {MAX_REPORT_BYTES // (1024 * 1024)} MiB")
         data = await upload.read() if upload is not None and not isinstance(upload, str) else None
         if data is not None:
             fields.pop("report", None)

@@ -120,3 +120,13 @@ def test_cors_is_off_unless_origins_are_configured(make_settings, redis_url: str
         assert answer.status_code == 200 and answer.headers["access-control-allow-origin"] == "https://ci.example.com"
         other = allowed.options("/api/v1/jobs", headers={**preflight, "Origin": "https://evil.example.com"})
         assert other.status_code == 400 and "access-control-allow-origin" not in other.headers
+
+
+def test_oversized_or_mistyped_bodies_are_refused_before_any_work(client: TestClient, redis_url: str) -> None:
+    headers, _ = asyncio.run(_seed(redis_url, []))
+    big = b'{"repo": "acme/a", "sha": "' + b"a" * (1024 * 1024) + b'"}'
+    answer = client.post("/api/v1/security/scan", content=big, headers={**headers, "Content-Type": "application/json"})
+    assert answer.status_code == 413 and answer.json()["code"] == "too_large"
+    form = client.post("/api/v1/security/scan", data={"repo": "acme/a"}, headers=headers)
+    assert form.status_code == 415 and form.json()["code"] == "unsupported_media_type"
+    assert redis_sync.Redis.from_url(redis_url).zcard("arq:queue") == 0
