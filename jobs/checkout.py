@@ -132,15 +132,20 @@ async def fetch(mirror: Path, source: Source, env: Mapping[str, str], secret: st
         raise CheckoutError(f"commit {source.sha} is not in {source.repo}")
 
 
+def _mirror_access(data_dir: Path, forge: str, repo: str,
+                   auth_header: str | None) -> tuple[Path, dict[str, str], str | None]:
+    """The repository's mirror, git's environment with the credential, and the secret to scrub from errors."""
+    home = data_dir / "git-home"
+    home.mkdir(parents=True, exist_ok=True)
+    secret = auth_header.split(" ")[-1] if auth_header else None
+    return mirror_path(data_dir, forge, repo), git_env(home, auth_header), secret
+
+
 async def checkout(data_dir: Path, forge: str, source: Source, dest: Path, auth_header: str | None) -> Path:
     """A clean work tree of `source.sha` at `dest` (which must not exist yet)."""
     if not SHA_RE.match(source.sha):
         raise CheckoutError(f"not a commit sha: {source.sha!r}")
-    mirror = mirror_path(data_dir, forge, source.repo)
-    home = data_dir / "git-home"
-    home.mkdir(parents=True, exist_ok=True)
-    env = git_env(home, auth_header)
-    secret = auth_header.split(" ")[-1] if auth_header else None
+    mirror, env, secret = _mirror_access(data_dir, forge, source.repo, auth_header)
     async with _FileLock(mirror.with_suffix(".lock")):
         await fetch(mirror, source, env, secret)
         # Checking the tree out may fetch the missing blobs, so it runs with the credential too.
@@ -153,11 +158,7 @@ async def resolve_ref(data_dir: Path, forge: str, source: Source, auth_header: s
     specs = _refspecs(source.refs[:1])
     if not specs:
         raise CheckoutError(f"not a branch to analyse: {source.refs[:1]!r}")
-    mirror = mirror_path(data_dir, forge, source.repo)
-    home = data_dir / "git-home"
-    home.mkdir(parents=True, exist_ok=True)
-    env = git_env(home, auth_header)
-    secret = auth_header.split(" ")[-1] if auth_header else None
+    mirror, env, secret = _mirror_access(data_dir, forge, source.repo, auth_header)
     async with _FileLock(mirror.with_suffix(".lock")):
         await _ensure_mirror(mirror, source.clone_url, env)
         try:
