@@ -5,9 +5,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import gc
+import getpass
 import logging
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -16,7 +18,7 @@ from collections.abc import Iterator
 import click
 from redis.asyncio import Redis
 
-from jobs import apikeys
+from jobs import apikeys, audit, tokens
 from jobs.logs import configure_logging
 from jobs.redis_server import EmbeddedRedis, running_url
 from jobs.sandbox import harden_process
@@ -164,29 +166,129 @@ def api() -> None:
     """Manage API keys for the REST API."""
 
 
+def _cli_actor() -> str:
+    try:
+        user = getpass.getuser()
+    except (KeyError, OSError):
+        user = str(os.getuid())
+    return f"cli:{user}@{socket.gethostname()}"
+
+
+def _seconds(text: str | None, option: str) -> int | None:
+    try:
+        return None if text is None else apikeys.parse_duration(text)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint=option) from None
+
+
+def _when(at: float | None) -> str:
+    return "-" if at is None else time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(at)) + "Z"
+
+
+_SCOPE = click.Choice(apikeys.SCOPES)
+
+
 @api.command("generate-key")
 @click.option("--name", required=True, help="who or what uses the key, e.g. 'jenkins'")
-def generate_key(name: str) -> None:
+@click.option("--expires-in", help="e.g. 90d, 12h, 2w (default: never)")
+@click.option("--rate-limit", help="e.g. 200/minute (default: AQE_RATE_LIMIT)")
+@click.option("--scope", "scopes", multiple=True, type=_SCOPE,
+              help="repeatable (default: jobs:read and jobs:write)")
+@click.option("--repo", "repos", multiple=True, help="owner/name glob it may use, repeatable (default: all)")
+def generate_key(name: str, expires_in: str | None, rate_limit: str | None, scopes: tuple[str, ...],
+                 repos: tuple[str, ...]) -> None:
     """Create an API key; it is shown once and stored only as a SHA-256 hash."""
     settings = _settings()
+    seconds = _seconds(expires_in, "--expires-in")
+
+    async def create(redis: Redis) -> tuple[str, apikeys.ApiKey]:
+        key, record = await apikeys.issue_key(redis, name, expires_in_s=seconds, rate_limit=rate_limit,
+                                              scopes=scopes or apikeys.DEFAULT_SCOPES, repos=repos)
+        await audit.record(redis, actor=_cli_actor(), action="key.created", target=f"{record.name} ({record.hint}…)",
+                           ip="local", detail=_key_detail(record))
+        return key, record
+
     with _redis_url(settings) as url:
         try:
-            key = asyncio.run(_with_redis(url, lambda r: apikeys.create_key(r, name)))
+            key, record = asyncio.run(_with_redis(url, create))
         except ValueError as exc:
-            raise click.BadParameter(str(exc), param_hint="--name") from None
+            raise click.UsageError(str(exc)) from None
     click.echo(key)
-    click.echo(f"Key '{name.strip()}' created. Store it now: AQE keeps only its hash.", err=True)
+    click.echo(f"Key '{record.name}' created ({_key_detail(record)}). Store it now: AQE keeps only its hash.",
+               err=True)
+
+
+def _key_detail(record: apikeys.ApiKey) -> str:
+    return (f"scopes {' '.join(record.scopes)}; repos {' '.join(record.repos) or '*'}; "
+            f"rate limit {record.rate_limit or 'default'}; expires {_when(record.expires_at)}")
 
 
 @api.command("list-keys")
 def list_keys() -> None:
-    """List API keys (name, first characters, creation time)."""
+    """List API keys: name, first characters, scopes, repositories, rate limit, created, expires, last used."""
     settings = _settings()
     with _redis_url(settings) as url:
         keys = asyncio.run(_with_redis(url, apikeys.list_keys))
+    at = time.time()
     for key in keys:
-        created = time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(key.created_at))
-        click.echo(f"{key.name}\t{key.hint}…\t{created}Z")
+        state = "expired" if key.expired(at) else "active"
+        click.echo("\t".join([key.name, f"{key.hint}…", ",".join(key.scopes), ",".join(key.repos) or "*",
+                              key.rate_limit or "default", _when(key.created_at), _when(key.expires_at),
+                              _when(key.last_used_at), state]))
+
+
+@api.command("revoke-key")
+@click.argument("name_or_hint")
+def revoke_key(name_or_hint: str) -> None:
+    """Revoke a key by its name (or first characters, as list-keys shows them); refused from the next request."""
+    settings = _settings()
+
+    async def revoke(redis: Redis) -> apikeys.ApiKey:
+        record = await apikeys.revoke_key(redis, name_or_hint)
+        await audit.record(redis, actor=_cli_actor(), action="key.revoked", target=f"{record.name} ({record.hint}…)",
+                           ip="local")
+        return record
+
+    with _redis_url(settings) as url:
+        try:
+            record = asyncio.run(_with_redis(url, revoke))
+        except ValueError as exc:
+            raise click.UsageError(str(exc)) from None
+    click.echo(f"Key '{record.name}' ({record.hint}…) revoked.", err=True)
+
+
+@api.command("issue-token")
+@click.option("--sub", required=True, help="who the token is for, e.g. 'ci-bot'")
+@click.option("--scope", "scopes", multiple=True, type=_SCOPE, help="repeatable (default: jobs:read and jobs:write)")
+@click.option("--expires-in", default="1h", show_default=True, help="e.g. 1h, 30m, 7d")
+@click.option("--repo", "repos", multiple=True, help="owner/name glob it may use, repeatable (default: all)")
+def issue_token(sub: str, scopes: tuple[str, ...], expires_in: str, repos: tuple[str, ...]) -> None:
+    """Issue a JWT (HS256, signed with AQE_JWT_SECRET); it cannot be revoked, only expire."""
+    settings = _settings()
+    seconds = _seconds(expires_in, "--expires-in") or 0
+    try:
+        token, claims = tokens.issue_token(settings.jwt_secret, sub, seconds, scopes or apikeys.DEFAULT_SCOPES, repos)
+    except ValueError as exc:
+        raise click.UsageError(str(exc)) from None
+    detail = (f"scopes {' '.join(claims.scopes)}; repos {' '.join(claims.repos) or '*'}; "
+              f"expires {_when(claims.exp)}")
+    with _redis_url(settings) as url:
+        asyncio.run(_with_redis(url, lambda r: audit.record(r, actor=_cli_actor(), action="token.issued",
+                                                            target=f"{claims.sub} (jti {claims.jti})", ip="local",
+                                                            detail=detail)))
+    click.echo(token)
+    click.echo(f"Token for '{claims.sub}' issued ({detail}).", err=True)
+
+
+@api.command("audit")
+@click.option("--limit", default=50, show_default=True, type=click.IntRange(1, 10_000))
+def audit_log(limit: int) -> None:
+    """The audit log, newest first: time, actor, action, target, address, detail."""
+    settings = _settings()
+    with _redis_url(settings) as url:
+        entries = asyncio.run(_with_redis(url, lambda r: audit.recent(r, limit)))
+    for entry in entries:
+        click.echo(audit.entry_line(entry))
 
 
 if __name__ == "__main__":

@@ -6,6 +6,7 @@ import contextlib
 import logging
 from collections.abc import AsyncIterator
 
+import httpx
 from redis.asyncio import Redis
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
@@ -19,6 +20,7 @@ from app import metrics
 from app.api import openapi
 from app.api.routes import api_v1
 from jobs.logs import configure_logging
+from jobs.oidc import OidcVerifier
 from jobs.redis_pipelined import PipelinedRedis
 from jobs.settings import Settings, load_settings
 from jobs.store import JobStore
@@ -34,9 +36,14 @@ def create_app(settings: Settings) -> Starlette:
         redis = Redis.from_url(settings.redis_url, max_connections=256)
         pipelined = PipelinedRedis(settings.redis_url) if settings.redis_url.startswith(("redis:", "unix:")) else None
         app.state.redis, app.state.store = redis, JobStore(redis, pipelined)
+        oidc_http = httpx.AsyncClient() if settings.oidc_issuers else None
+        app.state.oidc = OidcVerifier(oidc_http, settings.oidc_issuers, settings.oidc_audience,
+                                      settings.oidc_refs) if oidc_http is not None else None
         try:
             yield
         finally:
+            if oidc_http is not None:
+                await oidc_http.aclose()
             await redis.aclose()
             if pipelined is not None:
                 await pipelined.close()

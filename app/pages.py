@@ -7,9 +7,8 @@ from html import escape
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response
 
-from app.api.auth import require_api_key
 from app.api.errors import ApiError
-from app.api.jobs import load_job
+from app.api.jobs import load_job, visible_job
 from jobs.links import job_link_valid
 from jobs.model import AgentResult, JobRecord
 
@@ -62,7 +61,7 @@ async def _allowed(request: Request) -> bool:
     if job_link_valid(request.app.state.settings.jwt_secret, request.path_params["job_id"], token):
         return True
     try:
-        await require_api_key(request)
+        await visible_job(request, "jobs:read")
     except ApiError:
         return False
     return True

@@ -1,21 +1,152 @@
-"""API authentication: `Authorization: Bearer aqe_…` checked against the stored key hashes."""
+"""API authentication: `Authorization: Bearer <credential>`, an API key (`aqe_…`) or a JWT this AQE issued.
+
+An ID token of a CI platform listed in `AQE_OIDC_ISSUERS` (GitHub Actions, GitLab CI) is accepted too: it acts
+on the repository its claims name (jobs/oidc.py).
+
+`authenticate(request)` says who is calling (a `Principal`, or a 401); `require_scope(request, "jobs:read")`
+also checks the scope (a 403 when the credential is valid but lacks it). A principal may be limited to some
+repositories (`repos` globs): a job of another repository is answered 404, as if it did not exist.
+Each request looks the key up again, so a revoked or expired key is refused from the next request on.
+"""
 
 from __future__ import annotations
 
+from typing import Literal
+
+import msgspec
 from starlette.requests import Request
 
 from app.api.errors import ApiError
-from jobs.apikeys import ApiKey, find_key
+from jobs.apikeys import find_key, mark_used, repo_allowed
+from jobs.model import now
+from jobs.oidc import OidcError, unverified_issuer
+from jobs.tokens import ISSUER, TokenError, looks_like_token, verify_token
+
+_CACHE = "aqe.principal"  # in the ASGI scope: the rate limiter and the endpoint authenticate once per request
 
 
-async def require_api_key(request: Request) -> ApiKey:
-    header = request.headers.get("authorization", "")
+class Principal(msgspec.Struct, frozen=True, kw_only=True):
+    kind: Literal["key", "jwt", "oidc"]
+    name: str  # the key's name or the token's subject
+    id: str  # the key's SHA-256, or the token's jti
+    scopes: tuple[str, ...]
+    repos: tuple[str, ...] = ()  # `owner/name` globs; empty: every repository
+    rate_limit: str | None = None  # None: AQE_RATE_LIMIT
+    created_at: float = 0.0  # the key's creation or the token's issue time
+
+    @property
+    def actor(self) -> str:
+        return f"{self.kind}:{self.name}"
+
+    @property
+    def limit_identity(self) -> str:
+        """Whose requests are counted together: one key, or every token of one subject."""
+        return f"key:{self.id}" if self.kind == "key" else f"{self.kind}:{self.name}"
+
+    def allows(self, scope: str) -> bool:
+        return scope in self.scopes or "admin" in self.scopes
+
+    def sees(self, repo: str) -> bool:
+        return repo_allowed(self.repos, repo)
+
+
+def bearer_credential(header: str) -> str:
     scheme, _, credential = header.partition(" ")
     if not header:
-        raise ApiError(401, "unauthenticated", "send 'Authorization: Bearer aqe_…' (create a key with `aqe api generate-key`)")
+        raise ApiError(401, "unauthenticated", "send 'Authorization: Bearer aqe_…' (create a key with "
+                                               "`aqe api generate-key`) or a token from `aqe api issue-token`")
     if scheme.lower() != "bearer" or not credential.strip():
-        raise ApiError(401, "unauthenticated", "the Authorization header must be 'Bearer <API key>'")
-    key = await find_key(request.app.state.redis, credential.strip())
+        raise ApiError(401, "unauthenticated", "the Authorization header must be 'Bearer <API key or token>'")
+    return credential.strip()
+
+
+def token_principal(secret: str, token: str) -> Principal:
+    try:
+        claims = verify_token(secret, token)
+    except TokenError as exc:
+        raise ApiError(401, "invalid_credentials", str(exc)) from None
+    return Principal(kind="jwt", name=claims.sub, id=claims.jti, scopes=tuple(claims.scopes),
+                     repos=tuple(claims.repos), created_at=float(claims.iat))
+
+
+OIDC_SCOPES = ("jobs:read", "jobs:write")
+
+
+async def oidc_principal(request: Request, token: str) -> Principal:
+    """A CI job's ID token: it may start and read jobs of the one repository it names (see jobs/oidc.py)."""
+    verifier = getattr(request.app.state, "oidc", None)
+    if verifier is None:
+        raise ApiError(401, "invalid_credentials", "the token is not one AQE issued, and this AQE accepts no "
+                                                   "OIDC ID tokens (AQE_OIDC_ISSUERS is not set)")
+    try:
+        identity = await verifier.verify(token)
+    except OidcError as exc:
+        raise ApiError(401, "invalid_credentials", str(exc)) from None
+    return Principal(kind="oidc", name=identity.subject or identity.repo, id=str(identity.claims.get("jti", "")),
+                     scopes=OIDC_SCOPES, repos=(identity.repo,), created_at=float(identity.claims.get("iat", 0)))
+
+
+async def _principal(request: Request) -> Principal:
+    credential = bearer_credential(request.headers.get("authorization", ""))
+    if looks_like_token(credential):
+        try:
+            issuer = unverified_issuer(credential)
+        except OidcError as exc:
+            raise ApiError(401, "invalid_credentials", str(exc)) from None
+        if issuer != ISSUER:
+            return await oidc_principal(request, credential)
+        return token_principal(request.app.state.settings.jwt_secret, credential)
+    redis = request.app.state.redis
+    key = await find_key(redis, credential)
     if key is None:
-        raise ApiError(401, "invalid_credentials", "the API key is not valid")
-    return key
+        raise ApiError(401, "invalid_credentials", "the API key is not valid (unknown or revoked)")
+    at = now()
+    if key.expired(at):
+        raise ApiError(401, "invalid_credentials", f"the API key '{key.name}' has expired; create a new one with "
+                                                   "`aqe api generate-key`")
+    await mark_used(redis, key, at)
+    return Principal(kind="key", name=key.name, id=key.id, scopes=tuple(key.scopes), repos=tuple(key.repos),
+                     rate_limit=key.rate_limit, created_at=key.created_at)
+
+
+async def authenticate(request: Request) -> Principal:
+    """Who is calling; ApiError 401 (with WWW-Authenticate) for a missing, malformed, unknown or expired one."""
+    cached = request.scope.get(_CACHE)
+    if cached is None:
+        try:
+            cached = await _principal(request)
+        except ApiError as exc:
+            cached = exc
+        request.scope[_CACHE] = cached
+    if isinstance(cached, ApiError):
+        raise cached
+    return cached
+
+
+async def identify(request: Request) -> Principal | None:
+    """The caller, or None when the credentials are missing or not valid (for the rate limiter)."""
+    try:
+        return await authenticate(request)
+    except ApiError:
+        return None
+
+
+async def require_scope(request: Request, scope: str) -> Principal:
+    principal = await authenticate(request)
+    if not principal.allows(scope):
+        raise ApiError(403, "insufficient_scope", f"this {'API key' if principal.kind == 'key' else 'token'} lacks "
+                                                  f"the scope '{scope}' (it has: {', '.join(principal.scopes)})")
+    return principal
+
+
+def require_job_visible(principal: Principal, job_id: str, repo: str) -> None:
+    """404 (the words of a missing job) when the principal may not see jobs of `repo`."""
+    if not principal.sees(repo):
+        raise ApiError(404, "job_not_found", f"no job '{job_id}' (records are kept 30 days)")
+
+
+def require_repo(principal: Principal, repo: str) -> None:
+    """403 when the principal may not start jobs on `repo`."""
+    if not principal.sees(repo):
+        raise ApiError(403, "repo_not_allowed", f"this credential may not start jobs on {repo[:120]!r} "
+                                                f"(it may on: {', '.join(principal.repos)})")

@@ -6,12 +6,12 @@ import msgspec
 from starlette.requests import Request
 from starlette.responses import Response
 
-from app.api.auth import require_api_key
+from app.api.auth import require_scope
 from jobs import fleet
 
 _encode = msgspec.json.Encoder().encode
 
 
 async def fleet_status(request: Request) -> Response:
-    await require_api_key(request)
+    await require_scope(request, "fleet:read")
     return Response(_encode(await fleet.snapshot(request.app.state.redis)), media_type="application/json")

@@ -8,7 +8,7 @@ import msgspec
 from starlette.requests import Request
 from starlette.responses import Response
 
-from app.api.auth import require_api_key
+from app.api.auth import Principal, require_job_visible, require_scope
 from app.api.errors import ApiError
 from jobs.model import TERMINAL_STATUSES, JobRecord, now
 
@@ -33,9 +33,16 @@ async def load_job(request: Request) -> JobRecord:
     return record
 
 
-async def job_status(request: Request) -> Response:
-    await require_api_key(request)
+async def visible_job(request: Request, scope: str) -> tuple[Principal, JobRecord]:
+    """The caller (with `scope`) and the job in the path; 404 for a job of a repository it may not see."""
+    principal = await require_scope(request, scope)
     record = await load_job(request)
+    require_job_visible(principal, record.id, record.request.repo)
+    return principal, record
+
+
+async def job_status(request: Request) -> Response:
+    _, record = await visible_job(request, "jobs:read")
     return Response(_encode(status_view(record)), media_type="application/json")
 
 
@@ -67,7 +74,7 @@ def _list_params(request: Request) -> tuple[str | None, str | None, int, int | N
 
 async def list_jobs(request: Request) -> Response:
     """GET /api/v1/jobs?repo=&status=&limit=&cursor=: newest first; `next_cursor` fetches the next page."""
-    await require_api_key(request)
+    principal = await require_scope(request, "jobs:read")
     repo, status, limit, cursor = _list_params(request)
     store = request.app.state.store
     found: list[dict] = []
@@ -79,7 +86,8 @@ async def list_jobs(request: Request) -> Response:
             break
         for (job_id, score), record in zip(rows, await store.get_many([job_id for job_id, _ in rows]), strict=True):
             cursor = score
-            if record is None or (repo and record.request.repo != repo) or (status and record.status != status):
+            if record is None or (repo and record.request.repo != repo) or (status and record.status != status) \
+                    or not principal.sees(record.request.repo):
                 continue
             found.append(job_summary(record))
             if len(found) == limit:
@@ -92,8 +100,7 @@ async def list_jobs(request: Request) -> Response:
 
 async def cancel_job(request: Request) -> Response:
     """POST /api/v1/job/{id}/cancel: a queued job ends at once; a running one is stopped where it runs."""
-    await require_api_key(request)
-    record = await load_job(request)
+    _, record = await visible_job(request, "jobs:write")
     if record.status in TERMINAL_STATUSES:
         raise ApiError(409, "job_ended", f"job {record.id} already ended ({record.status})")
     store = request.app.state.store

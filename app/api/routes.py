@@ -4,10 +4,11 @@ from starlette.middleware import Middleware
 from starlette.routing import Mount, Route
 
 from app.metrics import ApiMetrics
+from app.api.ratelimit import RateLimit
 
 from app.api import fleet, jobs, submit
 
-api_v1 = Mount("/api/v1", middleware=[Middleware(ApiMetrics)], routes=[
+api_v1 = Mount("/api/v1", middleware=[Middleware(ApiMetrics), Middleware(RateLimit)], routes=[
     Route("/job/{job_id}/status", jobs.job_status, methods=["GET"]),
     Route("/job/{job_id}/cancel", jobs.cancel_job, methods=["POST"]),
     Route("/jobs", jobs.list_jobs, methods=["GET"]),

@@ -24,16 +24,18 @@ import msgspec
 from starlette.requests import Request
 from starlette.responses import Response
 
-from app.api.auth import require_api_key
+from app.api.auth import Principal, require_job_visible, require_repo, require_scope
+from app.api.ratelimit import client_ip
 from app.api.errors import ApiError
 from app.api.jobs import JOB_ID_RE
+from jobs import audit
 from jobs.agents.gate import gate_result
 from jobs.callbacks import checked_callback_url
 from jobs.coverage.config import CoverageConfig
 from jobs.coverage.reports import ReportError, parse_report
 from jobs.gate.config import GateConfig
 from jobs.model import ALL_AGENTS, AgentResult, Conclusion, JobRecord, Priority, RunRequest, now
-from jobs.store import new_job_id
+from jobs.store import EnqueueOutcome, new_job_id
 from jobs.performance.config import PerformanceConfig
 from jobs.repo_config import TestsConfig
 from jobs.security.config import SecurityConfig
@@ -187,20 +189,35 @@ async def _body(request: Request, kind: type[Any], limit: int = MAX_BODY_BYTES) 
         raise ApiError(400, "invalid_json", "the body is not valid JSON") from None
 
 
+async def accepted(request: Request, principal: Principal, run: RunRequest, name: str) -> Response:
+    """Enqueue `run` for `principal` (403 for a repository it may not use), audit it, answer 202."""
+    require_repo(principal, run.repo)
+    store = request.app.state.store
+    outcome = await store.enqueue(run, delivery_key=delivery_key(request, principal.limit_identity),
+                                  event="api", action=name)
+    return await _answer(request, principal, outcome, "queued", name, run.repo)
+
+
+async def _answer(request: Request, principal: Principal, outcome: EnqueueOutcome, status: str, name: str,
+                  repo: str, **extra: Any) -> Response:
+    if outcome.state in ("queued", "coalesced", "created"):
+        await audit.record(request.app.state.redis, actor=principal.actor, action="job.started",
+                           target=outcome.job_id, ip=client_ip(request), detail=f"api.{name} {repo}")
+    settings: Settings = request.app.state.settings
+    answer = {"job_id": outcome.job_id, "status": status, "outcome": outcome.state, **extra,
+              **job_links(settings.public_url, outcome.job_id)}
+    return Response(_encode(answer), status_code=202, media_type="application/json",
+                    headers={"Location": answer["status_url"]})
+
+
 def endpoint(kind: type[Any], build: Callable[[Any], tuple[list[str], dict[str, dict[str, Any]]]],
              name: str) -> Callable[[Request], Any]:
     async def start_job(request: Request) -> Response:
-        key = await require_api_key(request)
+        principal = await require_scope(request, "jobs:write")
         body = await _body(request, kind)
         agents, options = build(body)
-        settings: Settings = request.app.state.settings
-        run = run_request(body, agents, options, settings, name)
-        outcome = await request.app.state.store.enqueue(run, delivery_key=delivery_key(request, f"{key.name}:{key.created_at}"),
-                                                        event="api", action=name)
-        answer = {"job_id": outcome.job_id, "status": "queued", "outcome": outcome.state,
-                  **job_links(settings.public_url, outcome.job_id)}
-        return Response(_encode(answer), status_code=202, media_type="application/json",
-                        headers={"Location": answer["status_url"]})
+        run = run_request(body, agents, options, request.app.state.settings, name)
+        return await accepted(request, principal, run, name)
 
     start_job.__name__ = f"start_{name.replace('-', '_')}"
     return start_job
@@ -243,7 +260,8 @@ def given_results(metrics: dict[str, dict[str, float | int | str]],
             for agent, values in metrics.items()}
 
 
-async def _gate_inputs(request: Request, body: GateRequest) -> tuple[dict[str, AgentResult], RunRequest]:
+async def _gate_inputs(request: Request, principal: Principal,
+                       body: GateRequest) -> tuple[dict[str, AgentResult], RunRequest]:
     if (body.job_id is None) == (body.metrics is None):
         raise ApiError(422, "invalid_request", "give exactly one of job_id (a finished job) or metrics")
     if body.metrics is not None:
@@ -253,6 +271,7 @@ async def _gate_inputs(request: Request, body: GateRequest) -> tuple[dict[str, A
     record = await request.app.state.store.get(body.job_id) if JOB_ID_RE.match(body.job_id or "") else None
     if record is None:
         raise ApiError(404, "job_not_found", f"job_id: no job {str(body.job_id)[:40]!r}")
+    require_job_visible(principal, record.id, record.request.repo)
     if record.status != "completed":
         raise ApiError(409, "job_not_finished", f"job {record.id} is {record.status}; the gate reads a completed job")
     source = record.request
@@ -264,21 +283,20 @@ async def _gate_inputs(request: Request, body: GateRequest) -> tuple[dict[str, A
 
 async def quality_gate(request: Request) -> Response:
     """POST /api/v1/quality/gate: answered at once; the job it creates is already completed."""
-    key = await require_api_key(request)
+    principal = await require_scope(request, "jobs:write")
     body = await _body(request, GateRequest)
     config = gate_config(body.conditions)
-    results, request_of = await _gate_inputs(request, body)
+    results, request_of = await _gate_inputs(request, principal, body)
+    if request_of.repo:
+        require_repo(principal, request_of.repo)
     gate = gate_result("quality-gate", config, results)
     started = now()
     record = JobRecord(id=new_job_id(), status="completed", request=request_of, created_at=started,
                        started_at=started, finished_at=started, progress=100.0, agents=["quality-gate"],
                        results=[gate], conclusion=gate.conclusion)
-    outcome = await request.app.state.store.create_finished(record, delivery_key(request, f"{key.name}:{key.created_at}"))
-    settings: Settings = request.app.state.settings
-    answer = {"job_id": outcome.job_id, "status": "completed", "outcome": outcome.state,
-              "conclusion": gate.conclusion, **job_links(settings.public_url, outcome.job_id)}
-    return Response(_encode(answer), status_code=202, media_type="application/json",
-                    headers={"Location": answer["status_url"]})
+    outcome = await request.app.state.store.create_finished(record, delivery_key(request, principal.limit_identity))
+    return await _answer(request, principal, outcome, "completed", "quality-gate", request_of.repo,
+                         conclusion=gate.conclusion)
 
 
 # ------------------------------------------------------------------------------ coverage of a report
@@ -346,7 +364,7 @@ async def _multipart_body(request: Request) -> tuple[CoverageAnalyze, bytes | No
 
 
 async def coverage_analyze(request: Request) -> Response:
-    key = await require_api_key(request)
+    principal = await require_scope(request, "jobs:write")
     length = request.headers.get("content-length", "")
     if length.isdigit() and int(length) > MAX_REPORT_BYTES * 4 // 3 + 64 * 1024:  # base64 or multipart overhead
         raise ApiError(413, "too_large", f"report: over {MAX_REPORT_BYTES // (1024 * 1024)} MiB")
@@ -368,6 +386,7 @@ async def coverage_analyze(request: Request) -> Response:
         if record is None or "coverage.xml" not in record.artifacts:
             raise ApiError(404, "report_not_found", f"job_id: no job {str(body.job_id)[:40]!r} with a kept "
                                                     "coverage report (its tests must have written one)")
+        require_job_visible(principal, record.id, record.request.repo)
         inputs = {"coverage.xml": f"aqe:job:{record.id}:artifact:coverage.xml"}
     settings: Settings = request.app.state.settings
     run = run_request(body, ["coverage"], coverage_options(body), settings, "coverage-analyze")
@@ -379,9 +398,4 @@ async def coverage_analyze(request: Request) -> Response:
         else:
             raise ApiError(422, "invalid_request", "base: a full commit sha or a branch name")
     run.inputs = inputs
-    outcome = await store.enqueue(run, delivery_key=delivery_key(request, f"{key.name}:{key.created_at}"),
-                                  event="api", action="coverage-analyze")
-    answer = {"job_id": outcome.job_id, "status": "queued", "outcome": outcome.state,
-              **job_links(settings.public_url, outcome.job_id)}
-    return Response(_encode(answer), status_code=202, media_type="application/json",
-                    headers={"Location": answer["status_url"]})
+    return await accepted(request, principal, run, "coverage-analyze")

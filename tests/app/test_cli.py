@@ -59,3 +59,50 @@ def test_generate_key_needs_a_name(tmp_path: Path) -> None:
     done = subprocess.run([sys.executable, "-m", "app.cli", "api", "generate-key", "--name", "  "], env=env,
                           cwd=tmp_path, capture_output=True, text=True, timeout=60)
     assert done.returncode == 2 and "--name" in done.stderr
+
+
+def _aqe(env: dict[str, str], cwd: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "app.cli", "api", *args], env=env, cwd=cwd, capture_output=True,
+                          text=True, timeout=60)
+
+
+def test_api_key_token_and_audit_commands(tmp_path: Path, redis_url: str) -> None:
+    import jwt
+    import redis as redis_sync
+
+    redis_sync.Redis.from_url(redis_url).flushdb()
+    secret = "cli-test-secret-" + "z" * 32
+    env = {"PATH": os.environ["PATH"], "HOME": str(tmp_path), "AQE_DATA_DIR": str(tmp_path), "REDIS_URL": redis_url,
+           "AQE_JWT_SECRET": secret}
+    made = _aqe(env, tmp_path, "generate-key", "--name", "jenkins", "--expires-in", "90d", "--rate-limit",
+                "200/minute", "--scope", "jobs:read", "--scope", "fleet:read", "--repo", "acme/*")
+    assert made.returncode == 0, made.stderr
+    key = made.stdout.strip()
+    assert key.startswith("aqe_") and len(key) == 36
+    [row] = _aqe(env, tmp_path, "list-keys").stdout.splitlines()
+    name, hint, scopes, repos, rate, _created, expires, last_used, state = row.split("\t")
+    assert (name, hint, scopes, repos, rate, last_used, state) == (
+        "jenkins", key[:8] + "…", "fleet:read,jobs:read", "acme/*", "200/minute", "-", "active")
+    assert expires.endswith("Z")
+    issued = _aqe(env, tmp_path, "issue-token", "--sub", "ci-bot", "--scope", "jobs:read", "--expires-in", "1h")
+    assert issued.returncode == 0, issued.stderr
+    claims = jwt.decode(issued.stdout.strip(), secret, algorithms=["HS256"])
+    assert claims["sub"] == "ci-bot" and claims["scope"] == "jobs:read" and claims["exp"] - claims["iat"] == 3600
+    revoked = _aqe(env, tmp_path, "revoke-key", "jenkins")
+    assert revoked.returncode == 0 and _aqe(env, tmp_path, "list-keys").stdout == ""
+    log = _aqe(env, tmp_path, "audit").stdout
+    assert [line.split("\t")[2] for line in log.splitlines()] == ["key.revoked", "token.issued", "key.created"]
+    assert f"jenkins ({key[:8]}…)" in log and "ci-bot (jti " in log and "\tlocal\t" in log
+    assert key not in log and issued.stdout.strip() not in log
+    assert len(_aqe(env, tmp_path, "audit", "--limit", "1").stdout.splitlines()) == 1
+
+
+def test_api_commands_refuse_bad_options(tmp_path: Path, redis_url: str) -> None:
+    env = {"PATH": os.environ["PATH"], "HOME": str(tmp_path), "AQE_DATA_DIR": str(tmp_path), "REDIS_URL": redis_url}
+    for args, words in ((("generate-key", "--name", "x", "--expires-in", "soon"), "not a duration"),
+                        (("generate-key", "--name", "x", "--rate-limit", "fast"), "not a rate"),
+                        (("generate-key", "--name", "x", "--scope", "root"), "'root' is not one of"),
+                        (("issue-token", "--sub", "x", "--repo", "acme"), "not an 'owner/name' glob"),
+                        (("revoke-key", "nobody-by-that-name"), "no key named")):
+        done = _aqe(env, tmp_path, *args)
+        assert done.returncode == 2 and words in done.stderr, (args, done.stderr)

@@ -60,3 +60,24 @@ def test_generate_key_and_job_status_examples(stack: Stack, tmp_path: Path) -> N
     [(fleet, _)] = examples("api.md", "fleet-status")
     status_of_fleet = json.loads(_sh(stack, fleet, AQE_URL=stack.web_url, AQE_API_KEY=key))
     assert status_of_fleet["workers"]["alive"] == 1 and "tests" in status_of_fleet["agents"]
+
+
+def test_limited_key_token_and_audit_examples(stack: Stack) -> None:
+    [(limited, _)] = examples("api.md", "generate-key-limited")
+    key = _sh(stack, limited).strip()
+    [(status, _)] = examples("api.md", "job-status")
+    listing = _sh(stack, 'curl -sS -o /dev/null -w "%{http_code}" -H "Authorization: Bearer $AQE_API_KEY" '
+                         '"$AQE_URL/api/v1/fleet/status"', AQE_URL=stack.web_url, AQE_API_KEY=key)
+    assert listing == "403"  # the limited key has no fleet:read
+    keys = _sh(stack, "aqe api list-keys")
+    [row] = [line.split("\t") for line in keys.splitlines() if line.startswith("circleci\t")]
+    assert row[1] == f"{key[:8]}…" and row[2:5] == ["jobs:read,jobs:write", "acme/*", "200/minute"]
+    [(issue, _)] = examples("api.md", "issue-token")
+    token = _sh(stack, issue).strip()
+    jobs = json.loads(_sh(stack, 'curl -sS -H "Authorization: Bearer $AQE_API_KEY" "$AQE_URL/api/v1/jobs"',
+                          AQE_URL=stack.web_url, AQE_API_KEY=token))
+    assert "jobs" in jobs
+    [(audit, _)] = examples("api.md", "audit")
+    actions = [line.split("\t")[2] for line in _sh(stack, audit).splitlines()]
+    assert actions[:2] == ["token.issued", "key.created"]
+    assert key not in _sh(stack, audit) and token not in _sh(stack, audit)

@@ -1,0 +1,87 @@
+"""The API's rate limit: an ASGI middleware on the `/api/v1` mount.
+
+Requests are counted per API key (its own `rate_limit`, else AQE_RATE_LIMIT), per JWT subject, and, without
+valid credentials, per client address (the socket's; uvicorn replaces it with X-Forwarded-For only for proxies in
+FORWARDED_ALLOW_IPS, 127.0.0.1 by default). Every answer carries `X-RateLimit-Limit`, `X-RateLimit-Remaining`
+and `X-RateLimit-Reset` (seconds until one more request is allowed); over the limit it is a 429 problem with
+`Retry-After`.
+"""
+
+from __future__ import annotations
+
+from redis.asyncio import Redis
+from starlette.datastructures import MutableHeaders
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from app.api.auth import Principal, identify
+from app.api.errors import ApiError, problem
+from jobs.ratelimit import Decision, Rate, RateLimiter, parse_rate
+
+
+def client_ip(request: Request) -> str:
+    return request.client.host if request.client else "unknown"
+
+
+def limit_for(principal: Principal | None, ip: str, default: str) -> tuple[str, Rate]:
+    """Whose counter a request goes to, and at what rate."""
+    if principal is None:
+        return f"ip:{ip}", parse_rate(default)
+    return principal.limit_identity, parse_rate(principal.rate_limit or default)
+
+
+def rejection(identity: str, decision: Decision, rate: Rate) -> tuple[int, str, str]:
+    whose = "address (no valid credentials)" if identity.startswith("ip:") else "credential"
+    return 429, "rate_limited", f"over the limit of {rate} for this {whose}; retry in {decision.reset_s} s"
+
+
+class RateLimit:
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+        self._limiter: tuple[Redis, RateLimiter] | None = None
+
+    def limiter(self, redis: Redis) -> RateLimiter:
+        if self._limiter is None or self._limiter[0] is not redis:
+            self._limiter = (redis, RateLimiter(redis))
+        return self._limiter[1]
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        request = Request(scope)
+        principal = await identify(request)
+        identity, rate = limit_for(principal, client_ip(request), request.app.state.settings.rate_limit)
+        decision = await self.limiter(request.app.state.redis).hit(identity, rate)
+        headers = decision.headers()
+        if not decision.allowed:
+            await self._problem(scope, receive, send, *rejection(identity, decision, rate), headers)
+            return
+        started = False
+
+        async def send_with_headers(message: Message) -> None:
+            nonlocal started
+            if message["type"] == "http.response.start":
+                started = True
+                merged = MutableHeaders(raw=list(message.get("headers", [])))
+                merged.update(headers)
+                message = {**message, "headers": merged.raw}
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_with_headers)
+        except (ApiError, HTTPException) as exc:  # raised past the endpoint's handlers (no route, wrong method)
+            if started:
+                raise
+            status = exc.status if isinstance(exc, ApiError) else exc.status_code
+            code = exc.code if isinstance(exc, ApiError) else "http_error"
+            extra = dict(exc.headers or {}) if isinstance(exc, HTTPException) else {}
+            await self._problem(scope, receive, send, status, code, str(exc.detail), {**extra, **headers})
+
+    @staticmethod
+    async def _problem(scope: Scope, receive: Receive, send: Send, status: int, code: str, detail: str,
+                       headers: dict[str, str]) -> None:
+        response = problem(status, code, detail)
+        response.headers.update(headers)
+        await response(scope, receive, send)

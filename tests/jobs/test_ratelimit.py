@@ -1,0 +1,61 @@
+"""The sliding-window limit against the real Redis: counts, refusals, the window sliding, callers kept apart."""
+
+from __future__ import annotations
+
+import pytest
+from redis.asyncio import Redis
+
+from jobs.ratelimit import KEY_PREFIX, Decision, Rate, RateLimiter, decision, parse_rate
+
+
+@pytest.mark.parametrize(("text", "rate"), [("100/minute", Rate(100, 60)), (" 5 / second ", Rate(5, 1)),
+                                            ("2/hour", Rate(2, 3600)), ("1000/day", Rate(1000, 86400))])
+def test_parse_rate(text: str, rate: Rate) -> None:
+    assert parse_rate(text) == rate
+
+
+@pytest.mark.parametrize("text", ["100", "0/minute", "10/week", "-1/minute", "ten/minute", ""])
+def test_parse_rate_refuses_what_it_cannot_read(text: str) -> None:
+    with pytest.raises(ValueError, match="like '100/minute'"):
+        parse_rate(text)
+
+
+def test_rate_prints_as_it_is_written() -> None:
+    assert str(parse_rate("200 / minute")) == "200/minute"
+
+
+def test_decision_headers_and_retry_after_at_least_one_second() -> None:
+    refused = decision(0, 5, 10, Rate(5, 60))
+    assert refused == Decision(allowed=False, limit=5, remaining=0, reset_s=1)
+    assert refused.headers() == {"X-RateLimit-Limit": "5", "X-RateLimit-Remaining": "0", "X-RateLimit-Reset": "1",
+                                 "Retry-After": "1"}
+    assert "Retry-After" not in decision(1, 2, 59_001, Rate(5, 60)).headers()
+    assert decision(1, 2, 59_001, Rate(5, 60)).reset_s == 60
+
+
+async def test_the_limit_plus_one_request_is_refused(redis: Redis) -> None:
+    limiter, rate = RateLimiter(redis), Rate(5, 60)
+    answers = [await limiter.hit("key:a", rate) for _ in range(6)]
+    assert [a.allowed for a in answers] == [True] * 5 + [False]
+    assert [a.remaining for a in answers] == [4, 3, 2, 1, 0, 0]
+    assert all(1 <= a.reset_s <= 60 for a in answers)
+    assert await redis.zcard(KEY_PREFIX + "key:a") == 5  # the refused request is not logged
+    assert (await limiter.hit("key:b", rate)).remaining == 4  # another caller has its own count
+
+
+async def test_requests_older_than_the_window_no_longer_count(redis: Redis) -> None:
+    limiter, rate = RateLimiter(redis), Rate(3, 60)
+    for _ in range(3):
+        await limiter.hit("ip:10.0.0.1", rate)
+    assert not (await limiter.hit("ip:10.0.0.1", rate)).allowed
+    # move the two oldest requests 61 s into the past, as if the window had slid past them
+    key = KEY_PREFIX + "ip:10.0.0.1"
+    oldest = await redis.zrange(key, 0, 1, withscores=True)
+    await redis.zadd(key, {member: score - 61_000 for member, score in oldest})
+    again = await limiter.hit("ip:10.0.0.1", rate)
+    assert again.allowed and again.remaining == 1
+
+
+async def test_the_set_expires_with_the_window(redis: Redis) -> None:
+    await RateLimiter(redis).hit("jwt:ci", Rate(10, 1))
+    assert 0 < await redis.pttl(KEY_PREFIX + "jwt:ci") <= 1000
