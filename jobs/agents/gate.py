@@ -2,7 +2,8 @@
 
 It runs after every other agent of the job and reads their metrics (`jobs.gate.conditions`); it
 analyses nothing itself. Failed conditions fail it; conditions that could not be evaluated (their
-agent did not run or had nothing to measure) are shown with the reason and do not fail it.
+agent did not run or had nothing to measure) are shown with the reason and do not fail it; an agent that ran
+but broke (timed out, crashed) fails the conditions that read it.
 """
 
 from __future__ import annotations
@@ -25,8 +26,6 @@ def gate_table(conditions: list[Condition]) -> str:
         for c in conditions
     ]
     return "| Condition | Actual | Threshold | Result |\n| --- | --- | --- | --- |\n" + "\n".join(rows)
-
-
 
 
 def gate_conclusion(conditions: list[Condition]) -> Conclusion:

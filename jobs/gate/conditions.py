@@ -1,8 +1,9 @@
 """Each gate condition as a plain function over the other agents' results.
 
-A condition is *passed*, *failed*, or *not evaluated* (the agent it reads did not run, or had nothing to
-measure, e.g. no coverage report); only a failed condition fails the gate, as in SonarQube, and a
-condition that could not be evaluated says why.
+A condition is *passed*, *failed*, or *not evaluated* (the agent it reads was not asked to run, or had nothing
+to measure, e.g. no coverage report); only a failed condition fails the gate, as in SonarQube, and a
+condition that could not be evaluated says why. An agent that was run but could not finish (it timed out,
+its setup failed, it crashed: no figures) fails the conditions that read it — a broken run is never a pass.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from jobs.model import AgentResult
 Status = Literal["passed", "failed", "not evaluated"]
 Results = Mapping[str, AgentResult]
 
-NOT_RUN = {"skipped", "cancelled", "timed_out", "action_required"}
+NOT_RUN = {"skipped", "cancelled", "action_required"}
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,13 +36,18 @@ def _metric(results: Results, agent: str, key: str) -> float | None:
     return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else None
 
 
-def _unavailable(results: Results, agent: str) -> str | None:
-    """Why `agent`'s figures cannot be used, or None when they can."""
+def _unavailable(results: Results, agent: str) -> tuple[Status, str] | None:
+    """(status, why) when `agent`'s figures cannot be used: not evaluated when it did not run, failed when it
+    ran and broke; None when they can be used."""
     result = results.get(agent)
     if result is None:
-        return f"`aqe/{agent}` did not run"
+        return "not evaluated", f"`aqe/{agent}` did not run"
     if result.conclusion in NOT_RUN:
-        return f"`aqe/{agent}` was {result.conclusion.replace('_', ' ')}"
+        return "not evaluated", f"`aqe/{agent}` was {result.conclusion.replace('_', ' ')}"
+    if result.conclusion == "timed_out":
+        return "failed", f"`aqe/{agent}` timed out"
+    if result.conclusion == "failure" and not result.metrics:
+        return "failed", f"`aqe/{agent}` could not finish: {result.title}"
     return None
 
 
@@ -53,8 +59,8 @@ def tests_pass(config: GateConfig, results: Results) -> Condition | None:
     if not config.tests_pass:
         return None
     name, threshold = "Tests pass", "0 failed"
-    if why := _unavailable(results, "tests"):
-        return Condition(name, "—", threshold, "not evaluated", why)
+    if blocked := _unavailable(results, "tests"):
+        return Condition(name, "—", threshold, *blocked)
     failed = (_metric(results, "tests", "tests_failed") or 0) + (_metric(results, "tests", "tests_errors") or 0)
     total = _metric(results, "tests", "tests_total")
     if total is None or (total == 0 and results["tests"].conclusion != "failure"):
@@ -68,8 +74,8 @@ def patch_coverage(config: GateConfig, results: Results) -> Condition | None:
     if config.min_patch_coverage is None:
         return None
     name, threshold = "Coverage on new code", f"≥ {_pct(config.min_patch_coverage)}"
-    if why := _unavailable(results, "coverage"):
-        return Condition(name, "—", threshold, "not evaluated", why)
+    if blocked := _unavailable(results, "coverage"):
+        return Condition(name, "—", threshold, *blocked)
     percent = _metric(results, "coverage", "patch_percent")
     coverable = _metric(results, "coverage", "patch_coverable")
     if percent is None:
@@ -85,8 +91,8 @@ def total_coverage(config: GateConfig, results: Results) -> Condition | None:
     if config.min_total_coverage is None:
         return None
     name, threshold = "Total coverage", f"≥ {_pct(config.min_total_coverage)}"
-    if why := _unavailable(results, "coverage"):
-        return Condition(name, "—", threshold, "not evaluated", why)
+    if blocked := _unavailable(results, "coverage"):
+        return Condition(name, "—", threshold, *blocked)
     percent = _metric(results, "coverage", "total_percent")
     if percent is None:
         return Condition(name, "—", threshold, "not evaluated", results["coverage"].title)
@@ -99,8 +105,8 @@ def new_security_findings(config: GateConfig, results: Results) -> Condition | N
         return None
     name = f"New {'/'.join(reversed(severities)) if len(severities) <= 2 else severities[-1] + '+'} security issues"
     threshold = "0"
-    if why := _unavailable(results, "security"):
-        return Condition(name, "—", threshold, "not evaluated", why)
+    if blocked := _unavailable(results, "security"):
+        return Condition(name, "—", threshold, *blocked)
     counts = [_metric(results, "security", f"new_{severity}") for severity in severities]
     if all(count is None for count in counts):
         return Condition(name, "—", threshold, "not evaluated", results["security"].title)
@@ -115,8 +121,8 @@ def complexity(config: GateConfig, results: Results) -> Condition | None:
     if config.max_ccn is None:
         return None
     name, threshold = "Complexity of changed functions", f"CCN ≤ {config.max_ccn}"
-    if why := _unavailable(results, "quality"):
-        return Condition(name, "—", threshold, "not evaluated", why)
+    if blocked := _unavailable(results, "quality"):
+        return Condition(name, "—", threshold, *blocked)
     worst = _metric(results, "quality", "max_ccn_changed")
     if worst is None or not _metric(results, "quality", "functions_changed"):
         return Condition(name, "—", threshold, "not evaluated", "no changed function")
@@ -129,8 +135,8 @@ def duplication(config: GateConfig, results: Results) -> Condition | None:
     if config.max_duplication is None:
         return None
     name, threshold = "Duplication on new code", f"≤ {_pct(config.max_duplication)}"
-    if why := _unavailable(results, "quality"):
-        return Condition(name, "—", threshold, "not evaluated", why)
+    if blocked := _unavailable(results, "quality"):
+        return Condition(name, "—", threshold, *blocked)
     percent = _metric(results, "quality", "duplication_new_percent")
     if percent is None or not _metric(results, "quality", "changed_lines"):
         return Condition(name, "—", threshold, "not evaluated", "no changed code lines")
@@ -139,8 +145,12 @@ def duplication(config: GateConfig, results: Results) -> Condition | None:
 
 def performance(config: GateConfig, results: Results) -> Condition | None:
     result = results.get("performance")
-    if not config.performance or result is None or _metric(results, "performance", "requests") is None:
-        return None  # optional: only when a load test ran
+    if not config.performance or result is None:
+        return None  # optional: only when a load test was run
+    if (blocked := _unavailable(results, "performance")) and blocked[0] == "failed":
+        return Condition("Performance thresholds", "—", "all hold", *blocked)
+    if blocked or _metric(results, "performance", "requests") is None:
+        return None
     failed = int(_metric(results, "performance", "thresholds_failed") or 0)
     p95 = _metric(results, "performance", "p95_ms")
     errors = _metric(results, "performance", "error_rate")

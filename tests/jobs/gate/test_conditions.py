@@ -118,3 +118,31 @@ def test_unavailable_dependency_scan_is_said_in_the_table() -> None:
     table = gate_table(evaluate(GateConfig(), results))
     assert "dependency scan unavailable" in table
     assert table.splitlines()[0] == "| Condition | Actual | Threshold | Result |"
+
+
+@pytest.mark.parametrize("broken", [
+    _r("tests", "timed_out"),
+    AgentResult(agent="tests", conclusion="failure", title="The project's setup failed", summary="pip: exit 1"),
+    AgentResult(agent="tests", conclusion="failure", title="AQE could not finish this check", summary="crash"),
+])
+def test_tests_that_could_not_finish_fail_the_gate(broken: AgentResult) -> None:
+    [tests] = [c for c in evaluate(GateConfig(), {**GOOD, "tests": broken}) if c.name == "Tests pass"]
+    assert tests.status == "failed" and tests.note in ("`aqe/tests` timed out",
+                                                       f"`aqe/tests` could not finish: {broken.title}")
+    assert gate_result("quality-gate", GateConfig(), {**GOOD, "tests": broken}).conclusion == "failure"
+
+
+def test_every_agent_that_broke_fails_the_conditions_that_read_it() -> None:
+    crashed = {agent: AgentResult(agent=agent, conclusion="failure", title="AQE could not finish this check",
+                                  summary="") for agent in ("coverage", "security", "quality", "performance")}
+    statuses = _by_name(GateConfig(performance=True), {**GOOD, **crashed})
+    assert {name: status for name, (status, _) in statuses.items()} == {
+        "Tests pass": "passed", "Coverage on new code": "failed", "New high/critical security issues": "failed",
+        "Complexity of changed functions": "failed", "Duplication on new code": "failed",
+        "Performance thresholds": "failed"}
+
+
+def test_a_skipped_or_held_agent_is_still_only_not_evaluated() -> None:
+    held = {**GOOD, "tests": _r("tests", "action_required"), "coverage": _r("coverage", "skipped")}
+    statuses = _by_name(GateConfig(), held)
+    assert statuses["Tests pass"][0] == statuses["Coverage on new code"][0] == "not evaluated"
