@@ -249,6 +249,7 @@ class JobRun:
         req = self.record.request
         self.record.status, self.record.started_at = "running", self.record.started_at or now()
         self.record.attempts += 1
+        self.record.results.clear()  # a retried job reports this try's results, not also the last one's
         await self.tracker.step("authenticate", 2)
         token = await self.forge.token(self.services, req)
         self.reporter = RecordReporter() if req.from_api else await self.forge.reporter(self.services, self.record,

@@ -508,6 +508,9 @@ class TestsAgent:
 
     __test__ = False
     name = "tests"
+    # The repository's code runs here and can write to the work tree: the agents that read the tree (and
+    # trust what they find there) run first, so the code under test cannot change their findings.
+    needs = ("security", "quality")
 
     def applies_to(self, workspace: Workspace, config: Any) -> bool:
         return True  # a repository without tests gets a neutral "No tests found"

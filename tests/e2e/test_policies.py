@@ -196,7 +196,8 @@ def test_no_secret_reaches_the_tests_or_the_reports(stack: Stack) -> None:
 def test_worker_restart_resumes_the_same_check_run(stack: Stack) -> None:
     """SIGTERM to the worker mid-job: the check goes back to queued, and the next worker completes that same run."""
     sha = _pr_commit(stack, "restart", {"tests/test_wait.py": "import time\n\n\ndef test_wait():\n    time.sleep(4)\n"}, 18)
-    stack.deliver("pull_request", stack.pull_request_payload("opened", 18, sha, stack.repo.main_sha, "restart"))
+    answer = stack.deliver("pull_request", stack.pull_request_payload("opened", 18, sha, stack.repo.main_sha, "restart"))
+    [job_id] = answer.json()["job_ids"]
     stack.fake.wait_for(lambda f: any(r["head_sha"] == sha and r["status"] == "in_progress"
                                       for r in f.check_runs.values()), timeout=60)
     worker = stack.processes[1]
@@ -213,6 +214,9 @@ def test_worker_restart_resumes_the_same_check_run(stack: Stack) -> None:
     assert run["conclusion"] == "success"
     stack.fake.wait_for(lambda f: all(r["status"] == "completed" for r in f.check_runs.values() if r["head_sha"] == sha))
     assert len([r for r in stack.fake.check_runs.values() if r["head_sha"] == sha]) == len(runs)  # the same runs
+    record = json.loads(redis_sync.Redis.from_url(stack.env["REDIS_URL"]).get(f"aqe:job:{job_id}"))
+    assert record["attempts"] == 2
+    assert sorted(r["agent"] for r in record["results"]) == sorted(PULL_REQUEST_AGENTS)  # this try's, once each
 
 
 def test_uncovered_new_code_fails_coverage_with_annotations(stack: Stack) -> None:

@@ -108,25 +108,27 @@ def test_agent_options_come_from_settings(make_settings) -> None:  # type: ignor
 
 async def test_agents_wait_for_what_they_need_and_the_rest_run_side_by_side() -> None:
     events: list[str] = []
-    gates = {name: asyncio.Event() for name in ("tests", "security")}
 
     async def run(name: str) -> None:
         events.append(f"start {name}")
-        if name in gates:
-            await asyncio.sleep(0.05 if name == "tests" else 0.01)
+        await asyncio.sleep({"tests": 0.05, "security": 0.02, "quality": 0.01}.get(name, 0))
         events.append(f"end {name}")
 
-    await pipeline.run_in_order(["tests", "coverage", "security", "quality-gate"], run)
-    assert events.index("start security") < events.index("end tests")  # independent: side by side
+    await pipeline.run_in_order(["tests", "coverage", "security", "quality", "quality-gate"], run)
+    assert events.index("start quality") < events.index("end security")  # independent: side by side
+    # the repository's code (tests) runs only once the agents that read the work tree are done with it
+    assert events.index("start tests") > max(events.index("end security"), events.index("end quality"))
     assert events.index("start coverage") > events.index("end tests")  # coverage reads the tests' report
     assert events[-2:] == ["start quality-gate", "end quality-gate"]  # the gate comes last
 
 
 async def test_a_failing_agent_step_stops_the_others() -> None:
     cancelled: list[str] = []
+    started: list[str] = []
 
     async def run(name: str) -> None:
-        if name == "tests":
+        started.append(name)
+        if name == "security":
             raise RuntimeError("GitHub said no")
         try:
             await asyncio.sleep(10)
@@ -136,7 +138,7 @@ async def test_a_failing_agent_step_stops_the_others() -> None:
 
     with pytest.raises(RuntimeError, match="GitHub said no"):
         await pipeline.run_in_order(["tests", "security", "quality"], run)
-    assert sorted(cancelled) == ["quality", "security"]
+    assert cancelled == ["quality"] and "tests" not in started  # the tests wait for security: never started
 
 
 @pytest.mark.parametrize("last_try,status", [(False, "queued"), (True, "failed")])
