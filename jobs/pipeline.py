@@ -275,9 +275,9 @@ class JobRun:
         await self._begin(self.record.agents)
         await self.tracker.step("diff", 18)
         changed = await self._changed_lines(auth)
-        await self._apply_baseline(config)
         workspace = Workspace(root=root, scratch=self._scratch(), head_sha=req.head_sha, base_sha=req.base_sha,
-                              changed_lines=changed, options=agent_options(self.services.settings))
+                              changed_lines=changed, options=agent_options(self.services.settings),
+                              baseline=await self._baseline())
         await self._bring_inputs(workspace)
         await self.tracker.step("agents", 20)
         await self._agents(workspace, config)
@@ -303,14 +303,15 @@ class JobRun:
         await self.reporter.begin(agents)
         self.record.report_refs = dict(self.reporter.refs)
 
-    async def _apply_baseline(self, config: RepoConfig) -> None:
-        """The base branch's last stored coverage, for "−0.8 % vs main"."""
+    async def _baseline(self) -> tuple[float, str] | None:
+        """The base branch's last stored total coverage and the branch, for "−0.8 % vs main"."""
         req = self.record.request
-        if req.is_branch_push or not req.base_ref or config.coverage.base_total is not None:
-            return
+        if req.is_branch_push or not req.base_ref:
+            return None
         baseline = await self.services.store.baseline(req.forge, req.repo, req.base_ref)
         if baseline is not None and isinstance(baseline.get("total_percent"), (int, float)):
-            config.coverage.base_total, config.coverage.base_label = float(baseline["total_percent"]), req.base_ref
+            return float(baseline["total_percent"]), req.base_ref
+        return None
 
     async def _store_baseline(self) -> None:
         req = self.record.request

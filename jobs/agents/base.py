@@ -52,6 +52,7 @@ class Workspace:
     artifacts: dict[str, Path] = field(default_factory=dict)  # e.g. "junit", "coverage.cobertura", "venv"
     options: AgentOptions = field(default_factory=AgentOptions)
     results: dict[str, AgentResult] = field(default_factory=dict)  # results of the agents that ran before
+    baseline: tuple[float, str] | None = None  # the base branch's stored total coverage and its name ("main")
 
 
 class Agent(Protocol):

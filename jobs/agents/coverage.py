@@ -94,6 +94,7 @@ class CoverageFigures:
     analysis: PatchAnalysis | None  # None when the changed lines are unknown
     config: CoverageConfig
     problems: list[str]
+    baseline: tuple[float, str] | None = None  # the base branch's total and name, for "−0.8 % vs main"
 
     @property
     def total(self) -> float:
@@ -142,7 +143,8 @@ def conclusion_of(figures: CoverageFigures) -> Conclusion:
 
 
 def title_of(figures: CoverageFigures) -> str:
-    delta = delta_text(figures.total, figures.config.base_total, figures.config.base_label)
+    base_total, base_label = figures.baseline or (None, "")
+    delta = delta_text(figures.total, base_total, base_label)
     total = f"total {fmt(figures.total)}" + (f" ({delta})" if delta else "")
     if figures.analysis is None:
         return f"Coverage: {total}"
@@ -245,8 +247,8 @@ def metrics_of(figures: CoverageFigures) -> dict[str, float | int | str]:
         metrics |= {"patch_coverable": p.coverable, "patch_covered": p.covered, "patch_changed": p.changed}
         if figures.patch is not None:
             metrics["patch_percent"] = figures.patch
-    if figures.config.base_total is not None:
-        metrics["total_delta"] = round(figures.total - figures.config.base_total, PRECISION)
+    if figures.baseline is not None:
+        metrics["total_delta"] = round(figures.total - figures.baseline[0], PRECISION)
     return metrics
 
 
@@ -275,7 +277,7 @@ def compute(workspace: Workspace, cfg: CoverageConfig) -> CoverageFigures | list
         return problems
     changed = workspace.changed_lines
     analysis = None if changed is None else analyse_patch(report, changed, GAP_LIMIT)
-    return CoverageFigures(report.totals(), report.has_branches, analysis, cfg, problems)
+    return CoverageFigures(report.totals(), report.has_branches, analysis, cfg, problems, workspace.baseline)
 
 
 class CoverageAgent:

@@ -34,16 +34,12 @@ class CoverageConfig(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
       %; `None` (default) never fails on the total.
     - `small_change_lines`: a change with fewer coverable changed lines than this never fails on patch
       coverage (the figure of 1 or 2 lines is mostly noise).
-    - `base_total`, `base_label`: not for `.aqe.yml` — set by AQE from the base branch's last stored
-      result, to show the change ("−0.8 % vs main").
     """
 
     reports: list[str] = []
     patch_target: float = 80.0
     total_target: float | None = None
     small_change_lines: int = 5
-    base_total: float | None = None
-    base_label: str = "main"
 
     def __post_init__(self) -> None:
         if not 0.0 <= self.patch_target <= 100.0:

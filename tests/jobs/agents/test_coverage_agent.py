@@ -45,7 +45,8 @@ def truth(scratch: Path) -> dict:
 async def test_patch_below_target_fails_with_annotations(measured_repo: tuple[Path, Path]) -> None:
     repo, scratch = measured_repo
     workspace = await workspace_of(repo, scratch)
-    result = await CoverageAgent().run(workspace, {"base_total": 90.0}, no_progress)
+    workspace.baseline = (90.0, "main")  # the base branch's stored total
+    result = await CoverageAgent().run(workspace, {}, no_progress)
 
     totals = truth(scratch)
     total = float(f"{totals['percent_covered']:.1f}")
@@ -161,3 +162,10 @@ def test_agent_is_not_collected_as_a_test() -> None:
     assert CoverageAgent.__test__ is False and CoverageAgent.name == "coverage"
     assert CoverageAgent().applies_to(Workspace(Path("."), Path("."), "h"), None)
     assert FileCoverage("x").numbers().pc_covered == 100.0
+
+
+def test_the_base_branch_figure_cannot_be_set_in_aqe_yml() -> None:
+    from jobs.repo_config import ConfigError, parse_config
+
+    with pytest.raises(ConfigError, match="coverage.base_total"):
+        parse_config("coverage:\n  base_total: 10\n")
