@@ -1,13 +1,14 @@
 """OpenAPI 3.1 for `/api/v1`, generated from the msgspec structs that validate the requests, and Swagger UI.
 
 `GET /openapi.json` is built once per process from `OPERATIONS`; `GET /docs` serves Swagger UI 5 from the
-`swagger-ui-bundle-v2` package (no CDN), pointed at it.
+`swagger-ui-bundle-v2` package (no CDN), pointed at it, and `GET /redoc` ReDoc from `app/api/redoc/`.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from functools import lru_cache
+from pathlib import Path
 from typing import Any, Literal
 
 import msgspec
@@ -223,8 +224,20 @@ async def swagger_init(request: Request) -> Response:
     return Response(SWAGGER_INIT, media_type="text/javascript")
 
 
+REDOC_ASSETS = Path(__file__).parent / "redoc"
+REDOC_PAGE = """<!doctype html><html lang="en"><head><meta charset="utf-8"><title>AQE REST API</title>
+<meta name="viewport" content="width=device-width, initial-scale=1"></head><body>
+<redoc spec-url="/openapi.json"></redoc><script src="/redoc/assets/redoc.standalone.js"></script></body></html>"""
+
+
+async def redoc_page(request: Request) -> HTMLResponse:
+    return HTMLResponse(REDOC_PAGE)
+
+
 routes = [
     Route("/openapi.json", openapi_json, methods=["GET"]),
+    Route("/redoc", redoc_page, methods=["GET"]),
+    Mount("/redoc/assets", app=StaticFiles(directory=str(REDOC_ASSETS)), name="redoc-assets"),
     Route("/docs", swagger_page, methods=["GET"]),
     Route("/docs/assets/aqe-init.js", swagger_init, methods=["GET"]),
     Mount("/docs/assets", app=StaticFiles(directory=str(swagger_ui_path)), name="swagger-assets"),

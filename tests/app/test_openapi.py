@@ -77,3 +77,13 @@ def test_the_document_and_swagger_ui_are_served(server: str) -> None:
     assert page.status_code == 200 and "/docs/assets/swagger-ui-bundle.js" in page.text
     bundle = httpx.get(f"{server}/docs/assets/swagger-ui-bundle.js", timeout=5)
     assert bundle.status_code == 200 and len(bundle.content) > 1_000_000  # served from the package, not a CDN
+
+
+def test_redoc_is_served_from_the_package(server: str) -> None:
+    page = httpx.get(f"{server}/redoc", timeout=5)
+    assert page.status_code == 200 and '<redoc spec-url="/openapi.json">' in page.text
+    assert "http" not in page.text.replace('content="width', "")  # nothing from a CDN
+    bundle = httpx.get(f"{server}/redoc/assets/redoc.standalone.js", timeout=5)
+    assert bundle.status_code == 200 and bundle.headers["content-type"].startswith(("text/javascript",
+                                                                                    "application/javascript"))
+    assert len(bundle.content) > 1_000_000 and b"Redoc" in bundle.content[:400]
