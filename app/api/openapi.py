@@ -153,12 +153,33 @@ OPERATIONS: tuple[Operation, ...] = (
                                                                 "cancelled", "skipped"]}},
         {"name": "limit", "in": "query", "schema": {"type": "integer", "minimum": 1, "maximum": 100, "default": 20}},
         {"name": "cursor", "in": "query", "schema": {"type": "string", "pattern": "^[0-9]+$"}})),
-    Operation("get", "/fleet/status", "Workers, queue, agents' recent runs, Redis", None, tags=("fleet",)),
-    Operation("post", "/fleet/status", "The same as GET", None, tags=("fleet",)),
+    Operation("get", "/fleet/status", "Workers, queue, agents' recent runs, Redis", None, errors=(401, 403, 429),
+              tags=("fleet",)),
+    Operation("post", "/fleet/status", "The same as GET", None, errors=(401, 403, 429), tags=("fleet",)),
 )
 
 STRUCTS = (Problem, JobAccepted, JobView, JobList, CancelAnswer, submit.TestExecute, submit.SecurityScan,
            submit.PerformanceTest, submit.CoverageAnalyze, submit.GateRequest)
+
+
+def _header(name: str) -> dict[str, Any]:
+    return {"$ref": f"#/components/headers/{name}"}
+
+
+def _required_header(description: str, kind: str = "integer") -> dict[str, Any]:
+    return {"required": True, "description": description, "schema": {"type": kind}}
+
+
+HEADERS: dict[str, dict[str, Any]] = {
+    "X-RateLimit-Limit": _required_header("requests allowed in the window (the key's limit, or AQE_RATE_LIMIT)"),
+    "X-RateLimit-Remaining": _required_header("requests left in the sliding window"),
+    "X-RateLimit-Reset": _required_header("seconds until a request is free again"),
+    "Retry-After": _required_header("seconds to wait before trying again"),
+    "WWW-Authenticate": _required_header("`Bearer` with the reason the credentials were refused", "string"),
+}
+RATE_HEADERS = {name: _header(name) for name in ("X-RateLimit-Limit", "X-RateLimit-Remaining", "X-RateLimit-Reset")}
+EXTRA_HEADERS = {"429": {"Retry-After": _header("Retry-After")},
+                 "401": {"WWW-Authenticate": _header("WWW-Authenticate")}}
 
 
 def _ref(kind: type[Any]) -> dict[str, str]:
@@ -172,6 +193,8 @@ def _operation(op: Operation) -> dict[str, Any]:
     responses = {str(op.status): success} | {
         str(code): {"description": Problem.__doc__ or "", "content": {"application/problem+json": {
             "schema": _ref(Problem)}}} for code in op.errors}
+    for code, response in responses.items():
+        response["headers"] = {**RATE_HEADERS, **EXTRA_HEADERS.get(code, {})}
     out: dict[str, Any] = {"summary": op.summary, "tags": list(op.tags), "parameters": list(op.parameters),
                            "responses": responses, "security": [{"bearer": []}], **op.extra}
     if op.body is not None:
@@ -194,9 +217,11 @@ def document() -> dict[str, Any]:
                  "description": "Start AQE's analyses from any CI system and follow them. Every POST that starts a "
                                 "job answers 202 with where to follow it."},
         "paths": paths,
-        "components": {"schemas": components, "securitySchemes": {"bearer": {
+        "components": {"schemas": components, "headers": HEADERS, "securitySchemes": {"bearer": {
             "type": "http", "scheme": "bearer",
-            "description": "an API key (`aqe_…`, made with `aqe api generate-key`)"}}},
+            "description": "an API key (`aqe_…`, made with `aqe api generate-key`), a token from `aqe api "
+                           "issue-token` (JWT, HS256), or the OIDC ID token of a GitHub Actions or GitLab CI job "
+                           "(from an issuer in AQE_OIDC_ISSUERS)"}}},
     }
 
 

@@ -41,7 +41,7 @@ def api_key(server: str, redis_url: str) -> str:
     async def make() -> str:
         redis = Redis.from_url(redis_url)
         try:
-            return await apikeys.create_key(redis, "schemathesis")
+            return await apikeys.create_key(redis, "schemathesis", scopes=["admin"], rate_limit="100000/minute")
         finally:
             await redis.aclose()
 
