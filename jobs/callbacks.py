@@ -17,6 +17,7 @@ from collections.abc import Awaitable, Callable
 import httpx
 import msgspec
 
+from jobs import netpolicy
 from jobs.model import CallbackAttempt, JobRecord, now
 
 ATTEMPT_DELAYS_S = (0.0, 2.0, 8.0)
@@ -47,11 +48,16 @@ def callback_headers(secret: str, body: bytes, job_id: str) -> dict[str, str]:
 
 async def deliver(http: httpx.AsyncClient, record: JobRecord, secret: str, status_url: str,
                   saved: Callable[[JobRecord], Awaitable[None]],
-                  delays: tuple[float, ...] = ATTEMPT_DELAYS_S) -> bool:
+                  delays: tuple[float, ...] = ATTEMPT_DELAYS_S, denied: tuple[netpolicy.Network, ...] = ()) -> bool:
     """POST the result until a 2xx (or the attempts run out); each attempt is saved on the record."""
     url = record.request.callback_url
     if not url:
         return True
+    if why := await netpolicy.refusal(url, denied):
+        record.callbacks.append(CallbackAttempt(at=now(), status=None, error=f"not sent: the callback URL {why}",
+                                                duration_s=0.0))
+        await saved(record)
+        return False
     body = callback_payload(record, status_url)
     headers = callback_headers(secret, body, record.id)
     for delay in delays:

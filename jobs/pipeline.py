@@ -163,7 +163,7 @@ def generated_files(directory: Path | None) -> dict[str, bytes]:
 def agent_options(settings: Settings) -> AgentOptions:
     llm = LlmOptions(settings.llm_url, settings.llm_model, settings.llm_api_key) \
         if settings.llm_url and settings.llm_model else None
-    return AgentOptions(osv_url=settings.osv_url, llm=llm)
+    return AgentOptions(osv_url=settings.osv_url, llm=llm, denied_networks=settings.denied_networks)
 
 
 def policy_result(agent: str, record: JobRecord, config: RepoConfig) -> AgentResult | None:
@@ -241,7 +241,7 @@ class JobRun:
         status_url = f"{settings.public_url}/api/v1/job/{self.record.id}/status"
         try:
             await callbacks.deliver(self.services.http, self.record, settings.callback_secret, status_url,
-                                    self.services.store.update)
+                                    self.services.store.update, denied=settings.denied_networks)
         except Exception:
             log.exception("job %s: the completion callback failed", self.record.id)
 

@@ -17,6 +17,8 @@ from cryptography.hazmat.primitives.asymmetric.rsa import RSAPrivateKey
 from cryptography.hazmat.primitives.serialization import load_pem_private_key
 from dotenv import dotenv_values
 
+from jobs import netpolicy
+
 RATE_LIMIT_RE = re.compile(r"^\s*(\d+)\s*/\s*(second|minute|hour|day)\s*$")
 
 
@@ -59,6 +61,7 @@ class Settings:
     oidc_issuers: tuple[str, ...] = ()  # CI platforms whose ID tokens are accepted (`AQE_OIDC_ISSUERS`)
     oidc_audience: str = "aqe"
     oidc_refs: tuple[str, ...] = ()  # globs of the refs tokens may come from; empty: any
+    denied_networks: tuple[netpolicy.Network, ...] = ()  # `AQE_DENY_NETWORKS`: never load-test or callback targets
     cors_origins: tuple[str, ...] = ()  # browsers of these origins may call the API (`AQE_CORS_ORIGINS`); none: off
 
     @property
@@ -177,6 +180,11 @@ def load_settings(environ: Mapping[str, str] | None = None, dotenv_path: Path | 
                     for origin in env.get("AQE_CORS_ORIGINS", "").split(",") if origin.strip())
     issuers = tuple(_check_url("AQE_OIDC_ISSUERS", issuer.strip(), problems)
                     for issuer in env.get("AQE_OIDC_ISSUERS", "").split(",") if issuer.strip())
+    try:
+        denied = netpolicy.parse_networks(env.get("AQE_DENY_NETWORKS", ",".join(netpolicy.DEFAULT_DENIED)))
+    except ValueError as exc:
+        problems.append(f"AQE_DENY_NETWORKS: {exc}")
+        denied = ()
     if problems:
         raise SettingsError(problems)
     data_dir = Path(env.get("AQE_DATA_DIR", ".aqe-data")).expanduser().resolve()
@@ -201,5 +209,6 @@ def load_settings(environ: Mapping[str, str] | None = None, dotenv_path: Path | 
         oidc_issuers=issuers,
         oidc_audience=env.get("AQE_OIDC_AUDIENCE", "aqe").strip() or "aqe",
         cors_origins=origins,
+        denied_networks=denied,
         oidc_refs=tuple(glob.strip() for glob in env.get("AQE_OIDC_REFS", "").split(",") if glob.strip()),
     )

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from jobs.model import AgentResult
+from jobs.netpolicy import Network
 
 Progress = Callable[[float, str], Awaitable[None]]
 """`await progress(fraction_done_0_to_1, message)`"""
@@ -34,6 +35,7 @@ class AgentOptions:
     llm: LlmOptions | None = None  # test generation's optional LLM backend
     performance_target: str | None = None  # a target URL given by an API request; wins over `.aqe.yml`
     http_timeout_s: float = 10.0  # for calls agents make to outside services (OSV, LLM)
+    denied_networks: tuple[Network, ...] = ()  # `AQE_DENY_NETWORKS`: never a load-test target
 
     def __repr__(self) -> str:  # a target URL may carry credentials
         target = "***" if self.performance_target else None

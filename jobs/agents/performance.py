@@ -18,6 +18,7 @@ import shutil
 import time
 from typing import Any
 
+from jobs import netpolicy
 from jobs.agents.base import Progress, Workspace
 from jobs.model import AgentResult
 from jobs.performance.builtin import run_builtin
@@ -84,7 +85,7 @@ class PerformanceAgent:
         target = effective_target(cfg, workspace.options.performance_target)
         if target is None:
             return neutral_result(self.name, "No performance target configured", NO_TARGET_SUMMARY, _since(started))
-        if why := target_error(target):
+        if why := target_error(target) or await netpolicy.refusal(target, workspace.options.denied_networks):
             return not_run_result(self.name, "Invalid performance target", f"The performance target URL {why}.",
                                   _since(started))
         k6 = shutil.which("k6")

@@ -83,3 +83,19 @@ def test_callback_urls_are_checked() -> None:
     assert "longer than" in str(callbacks.checked_callback_url("http://x/" + "a" * 3000))
     assert callbacks.checked_callback_url("http://") == "must be an http(s) URL"
     assert callbacks.checked_callback_url("just words") == "must be an http(s) URL"
+
+
+async def test_a_callback_into_a_denied_network_is_not_sent(receiver: FakeReceiver) -> None:
+    from jobs.netpolicy import parse_networks
+
+    record = _record(receiver.url)
+
+    async def save(r: JobRecord) -> None:
+        pass
+
+    async with httpx.AsyncClient() as http:
+        assert not await callbacks.deliver(http, record, SECRET, "http://aqe/s", save, delays=(0,),
+                                           denied=parse_networks("127.0.0.0/8"))
+    assert receiver.received == []
+    [attempt] = record.callbacks
+    assert attempt.status is None and "not sent" in attempt.error and "AQE_DENY_NETWORKS" in attempt.error

@@ -164,3 +164,15 @@ async def test_asking_for_k6_without_k6_is_neutral(tmp_path: Path) -> None:
     result = await _run(tmp_path, {**SHORT, "engine": "k6", "target_url": "http://127.0.0.1:9/"})
     assert (result.conclusion, result.title) == ("neutral", "k6 is not installed")
     assert "set `engine: auto`" in result.summary
+
+
+async def test_a_target_in_a_denied_network_is_not_load_tested(target: FakeTarget, tmp_path: Path) -> None:
+    from jobs.netpolicy import parse_networks
+
+    workspace = Workspace(root=tmp_path / "repo", scratch=tmp_path / "scratch", head_sha="0" * 40,
+                          options=AgentOptions(denied_networks=parse_networks("127.0.0.0/8")))
+    workspace.root.mkdir()
+    result = await PerformanceAgent().run(workspace, {**SHORT, "target_url": target.url}, Updates())
+    assert result.conclusion == "failure" and result.title == "Invalid performance target"
+    assert "resolves to 127.0.0.1" in result.summary and "AQE_DENY_NETWORKS" in result.summary
+    assert target.requests == 0
