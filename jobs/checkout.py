@@ -43,7 +43,8 @@ class Source:
 
 def git_env(home: Path, auth_header: str | None = None) -> dict[str, str]:
     env = {"PATH": os.defpath + ":/usr/local/bin", "HOME": str(home), "LANG": "C.UTF-8",
-           "GIT_TERMINAL_PROMPT": "0", "GIT_CONFIG_NOSYSTEM": "1", "GIT_ASKPASS": "/bin/false"}
+           "GIT_TERMINAL_PROMPT": "0", "GIT_CONFIG_NOSYSTEM": "1", "GIT_ASKPASS": "/bin/false",
+           "GIT_ALLOW_PROTOCOL": "https:http"}  # never file://, ext:: or ssh, whatever a URL or submodule says
     if auth_header:
         env |= {"GIT_CONFIG_COUNT": "1", "GIT_CONFIG_KEY_0": "http.extraHeader", "GIT_CONFIG_VALUE_0": auth_header}
     return env

@@ -28,11 +28,12 @@ from app.api.auth import Principal, require_job_visible, require_repo, require_s
 from app.api.ratelimit import client_ip
 from app.api.errors import ApiError
 from app.api.jobs import JOB_ID_RE
-from jobs import audit
+from jobs import audit, netpolicy
 from jobs.agents.gate import gate_result
 from jobs.callbacks import checked_callback_url
 from jobs.coverage.config import CoverageConfig
 from jobs.coverage.reports import ReportError, parse_report
+from jobs.forges.git import git_url_error, repo_name
 from jobs.gate.config import GateConfig
 from jobs.model import ALL_AGENTS, AgentResult, Conclusion, JobRecord, Priority, RunRequest, now
 from jobs.store import EnqueueOutcome, new_job_id
@@ -49,7 +50,7 @@ _encode = msgspec.json.Encoder().encode
 
 
 class Target(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
-    repo: str  # "owner/name" of a repository the GitHub App is installed on
+    repo: str  # "owner/name" of a repository the GitHub App is installed on, or the https:// URL of a public one
     sha: str | None = None
     ref: str | None = None  # a branch: its tip when the job starts
     priority: Priority = "normal"
@@ -126,21 +127,27 @@ def web_url(api_url: str) -> str:
 
 def run_request(body: Target, agents: list[str], options: dict[str, dict[str, Any]], settings: Settings,
                 endpoint: str) -> RunRequest:
-    if not REPO_RE.match(body.repo):
-        raise ApiError(422, "invalid_request", f"repo: {body.repo[:120]!r} is not 'owner/name'")
+    by_url = "://" in body.repo or body.repo.startswith("ext::")
+    if by_url and (why := git_url_error(body.repo)):
+        raise ApiError(422, "invalid_request", f"repo: the URL {why}")
+    if not by_url and not REPO_RE.match(body.repo):
+        raise ApiError(422, "invalid_request", f"repo: {body.repo[:120]!r} is neither 'owner/name' (a repository "
+                                               "the GitHub App is installed on) nor the https:// URL of a git repository")
     if (body.sha is None) == (body.ref is None):
         raise ApiError(422, "invalid_request", "give exactly one of sha (40 hex characters) or ref (a branch)")
     if body.sha is not None and not SHA_RE.match(body.sha):
         raise ApiError(422, "invalid_request", "sha: must be a full commit sha, 40 lowercase hex characters")
     if body.ref is not None and not REF_RE.match(body.ref.removeprefix("refs/heads/")):
         raise ApiError(422, "invalid_request", f"ref: {body.ref[:120]!r} is not a branch name")
-    if settings.github is None:
+    if settings.github is None and not by_url:
         raise ApiError(503, "not_configured", "the GitHub App is not configured on this AQE: "
                                               + ", ".join(settings.missing))
     validated_options(options)
     if body.callback_url is not None and (why := checked_callback_url(body.callback_url)):
         raise ApiError(422, "invalid_request", f"callback_url: {why}")
-    return RunRequest(forge="github", repo=body.repo, clone_url=f"{web_url(settings.github_api_url)}/{body.repo}.git",
+    forge, repo = ("git", repo_name(body.repo)) if by_url else ("github", body.repo)
+    clone_url = body.repo if by_url else f"{web_url(settings.github_api_url)}/{body.repo}.git"
+    return RunRequest(forge=forge, repo=repo, clone_url=clone_url,
                       head_sha=body.sha or "", head_ref=body.ref.removeprefix("refs/heads/") if body.ref else None,
                       trigger=f"api.{endpoint}", agents=agents, options=options, priority=body.priority,
                       callback_url=body.callback_url)
@@ -192,6 +199,9 @@ async def _body(request: Request, kind: type[Any], limit: int = MAX_BODY_BYTES) 
 async def accepted(request: Request, principal: Principal, run: RunRequest, name: str) -> Response:
     """Enqueue `run` for `principal` (403 for a repository it may not use), audit it, answer 202."""
     require_repo(principal, run.repo)
+    settings: Settings = request.app.state.settings
+    if run.forge == "git" and (why := await netpolicy.refusal(run.clone_url, settings.denied_networks)):
+        raise ApiError(422, "invalid_request", f"repo: the URL {why}")
     store = request.app.state.store
     outcome = await store.enqueue(run, delivery_key=delivery_key(request, principal.limit_identity),
                                   event="api", action=name)

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from jobs.forges.base import Forge
+from jobs.forges.git import FORGE as GIT
 from jobs.forges.github import FORGE as GITHUB
 
-FORGES: dict[str, Forge] = {"github": GITHUB}
+FORGES: dict[str, Forge] = {"github": GITHUB, "git": GIT}
 
 
 def forge(name: str) -> Forge:

@@ -220,3 +220,29 @@ def test_a_callback_gets_the_signed_result_and_the_job_shows_the_attempts(stack:
     assert second.headers["x-aqe-signature-256"] == expected
     refused = _post(stack, "/security/scan", {"repo": REPO, "sha": head, "callback_url": "ftp://x"}, headers)
     assert refused.status_code == 422 and "callback_url" in refused.json()["detail"]
+
+
+def test_a_public_repository_by_url_is_analysed_without_the_github_app(stack: Stack) -> None:
+    """`repo` as a git URL: cloned anonymously, results on the job only; a URL with credentials is refused."""
+    base, head = plant(stack)
+    public = stack.fake.add_repo("someone/public-shop", stack.repo.path, public=True)
+    headers = _key(stack)
+    answer = _post(stack, "/security/scan", {"repo": public, "ref": "planted", "scan_types": ["secrets"]}, headers)
+    assert answer.status_code == 202, answer.text
+    record = _finished(stack, answer.json()["job_id"], headers)
+    assert record["status"] == "completed", record["error"]
+    host = public.split("://", 1)[1].removesuffix(".git")
+    assert (record["request"]["repo"], record["request"]["forge"], record["request"]["head_sha"]) == (host, "git", head)
+    found = {(f["path"], f["rule"]) for f in _agent(record, "security")["findings"]}
+    assert ("shop/settings.py", "AWSKeyDetector") in found
+    anonymous = [c for c in stack.fake.calls if "public-shop" in c.path]
+    assert anonymous and all(c.auth_kind is None for c in anonymous)  # no GitHub token went to a mere URL
+    assert [r for r in stack.fake.check_runs.values() if r["head_sha"] == head] == []
+    listed = httpx.get(f"{stack.web_url}/api/v1/jobs", params={"repo": host}, headers=headers, timeout=5).json()
+    assert [j["id"] for j in listed["jobs"]] == [record["id"]]
+    with_token = public.replace("://", "://x-access-token:ghs_secret@")
+    refused = _post(stack, "/security/scan", {"repo": with_token, "ref": "main"}, headers)
+    assert refused.status_code == 422 and "credentials" in refused.json()["detail"]
+    assert "ghs_secret" not in refused.text
+    local = _post(stack, "/security/scan", {"repo": "file:///etc", "ref": "main"}, headers)
+    assert local.status_code == 422 and "https://" in local.json()["detail"]

@@ -576,6 +576,7 @@ class FakeGitHub(FakeServer):
         self._repo_ids = itertools.count(500_001)
         self._rate_used = 0
         self._rate_reset = int(time.time()) + 3600
+        self.public: set[str] = set()  # repositories anyone may clone without credentials
         self.app = Starlette(routes=self._routes())
         self.serve(self.app, "fake-github", timeout_graceful_shutdown=3)
 
@@ -598,8 +599,8 @@ class FakeGitHub(FakeServer):
     def clone_url(self, full_name: str) -> str:
         return f"{self.url}/{full_name}.git"
 
-    def add_repo(self, full_name: str, source_repo: Path, *, default_branch: str = "main") -> str:
-        """Bare-clone `source_repo` as `full_name`; return its clone URL."""
+    def add_repo(self, full_name: str, source_repo: Path, *, default_branch: str = "main", public: bool = False) -> str:
+        """Bare-clone `source_repo` as `full_name`; return its clone URL. A public one is cloned without credentials."""
         if not _REPO_NAME_RE.fullmatch(full_name):
             raise ValueError(f"repository name must look like owner/name: {full_name!r}")
         dest = self.repo_path(full_name)
@@ -616,6 +617,8 @@ class FakeGitHub(FakeServer):
         _git("--git-dir", dest, "symbolic-ref", "HEAD", f"refs/heads/{default_branch}")
         with self.lock:
             self._repos[full_name] = self._repo_object(full_name, default_branch=default_branch)
+            if public:
+                self.public.add(full_name)
         return self.clone_url(full_name)
 
     def update_repo(self, full_name: str, source_repo: Path) -> None:
@@ -1921,6 +1924,8 @@ class FakeGitHub(FakeServer):
         if rest == "git-receive-pack" or service == "git-receive-pack":
             raise _HTTPError(403, _message("Pushing to this fake GitHub is not allowed."))
         challenge = {"WWW-Authenticate": 'Basic realm="GitHub"'}
+        if ctx.auth_kind is None and full_name in self.public and self.repo_path(full_name).is_dir():
+            return  # an anonymous clone of a public repository, as on GitHub
         if ctx.auth_kind != "basic" or ctx.username != GIT_USERNAME:
             raise _HTTPError(401, _message("Authentication required."), challenge)
         token = self._valid_token(ctx.credential)

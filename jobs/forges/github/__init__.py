@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping
+from typing import TYPE_CHECKING
 
 from jobs import forge_metrics
 from jobs.checkout import Source
@@ -13,7 +14,9 @@ from jobs.forges.github.client import GitHubClient
 from jobs.forges.github.reporter import GitHubReporter
 from jobs.links import job_page_url
 from jobs.model import JobRecord, RunRequest
-from jobs.services import Services
+
+if TYPE_CHECKING:
+    from jobs.services import Services  # services imports the GitHub auth module: no cycle at run time
 
 
 log = logging.getLogger("aqe.github")
