@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from typing import Any
+from typing import Any, Literal
 
 import msgspec
 import yaml
@@ -34,6 +34,7 @@ class TestsConfig(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     coverage: list[str] = []  # globs of Cobertura XML files a custom command writes
     forks: bool = False  # run the tests of pull requests from forks without a maintainer's "/aqe run"
     env: dict[str, str] = {}  # variables for setup and tests; not secret: they are shown on the job
+    parallel: int | Literal["auto"] | None = None  # pytest workers (pytest-xdist); None: one process
 
     def __post_init__(self) -> None:
         for name, value in self.env.items():
@@ -46,6 +47,11 @@ class TestsConfig(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
             raise ValueError("at most 100 variables (at `$.tests.env`)")
         if not 1 <= self.timeout <= 6 * 3600:
             raise ValueError("must be between 1 and 21600 seconds (at `$.tests.timeout`)")
+        if isinstance(self.parallel, int) and not 1 <= self.parallel <= 64:
+            raise ValueError("must be between 1 and 64, or \"auto\" (at `$.tests.parallel`)")
+        if self.parallel is not None and self.command:
+            raise ValueError("applies to the pytest run AQE starts; with `tests.command`, put the option in the "
+                             "command (e.g. `pytest -n 4`) (at `$.tests.parallel`)")
         if not 64 <= self.memory_mb <= 1024 * 1024:
             raise ValueError("must be between 64 and 1048576 (at `$.tests.memory_mb`)")
 

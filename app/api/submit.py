@@ -64,6 +64,7 @@ class TestExecute(Target, kw_only=True, forbid_unknown_fields=True):
     timeout: int | None = None
     env: dict[str, str] | None = None  # variables for setup and tests (not secret: shown on the job)
     coverage: bool = True  # also run the coverage agent on the tests' report
+    parallel: bool | int | Literal["auto"] | None = None  # pytest workers: a number, "auto"/true (one per CPU)
 
 
 class SecurityScan(Target, kw_only=True, forbid_unknown_fields=True):
@@ -86,7 +87,10 @@ def _set(values: dict[str, Any]) -> dict[str, Any]:
 
 
 def tests_job(body: TestExecute) -> tuple[list[str], dict[str, dict[str, Any]]]:
-    options = {"tests": _set({"command": body.command, "setup": body.setup, "timeout": body.timeout, "env": body.env})}
+    options = {"tests": _set({"command": body.command, "setup": body.setup, "timeout": body.timeout, "env": body.env,
+                              "parallel": "auto" if body.parallel is True else body.parallel})}
+    if body.parallel is False:
+        options["tests"]["parallel"] = None  # one process, whatever `.aqe.yml` says
     return (["tests", "coverage"] if body.coverage else ["tests"]), options
 
 

@@ -168,12 +168,15 @@ def has_python_test_file(root: Path, max_entries: int = DETECTION_MAX_ENTRIES) -
     return False
 
 
-def pytest_argv(python: Path, reports: Path) -> list[str]:
-    return [
-        str(python), "-m", "coverage", "run", "--branch", f"--data-file={reports / '.coverage'}",
-        "-m", "pytest", "-o", "junit_family=xunit1", f"--junitxml={reports / 'junit.xml'}",
-        "-p", "no:cacheprovider", "-q",
-    ]  # fmt: skip
+def pytest_argv(python: Path, reports: Path, parallel: int | str | None = None) -> list[str]:
+    """pytest under `coverage run`; with `parallel`, pytest-xdist workers measured by pytest-cov (which
+    follows the workers and writes the data to `COVERAGE_FILE`, see `job_env`)."""
+    junit = ["-o", "junit_family=xunit1", f"--junitxml={reports / 'junit.xml'}", "-p", "no:cacheprovider", "-q"]
+    if parallel is not None:
+        return [str(python), "-m", "pytest", "-p", "xdist", "-p", "pytest_cov", "-n", str(parallel),
+                "--cov", "--cov-branch", "--cov-report=", *junit]
+    return [str(python), "-m", "coverage", "run", "--branch", f"--data-file={reports / '.coverage'}",
+            "-m", "pytest", *junit]
 
 
 def coverage_combine_argv(python: Path, reports: Path) -> list[str]:
@@ -193,7 +196,7 @@ def plan_tests(root: Path, config: TestsConfig, dirs: JobDirs) -> TestPlan | Non
         return TestPlan(config.command, config.command, is_pytest=False)
     if not is_python_repo(root):
         return None
-    argv = pytest_argv(dirs.python, dirs.reports)
+    argv = pytest_argv(dirs.python, dirs.reports, config.parallel)
     display = shlex.join(["python", *argv[1:]]).replace(str(dirs.reports), "$AQE_REPORTS_DIR")
     return TestPlan(argv, display, is_pytest=True)
 
@@ -229,14 +232,12 @@ def write_module_wrappers(venv: Path) -> list[Path]:
     return written
 
 
-def job_env(dirs: JobDirs, variables: dict[str, str] | None = None) -> dict[str, str]:
+def job_env(dirs: JobDirs, variables: dict[str, str] | None = None, parallel: bool = False) -> dict[str, str]:
     """The sandbox's environment, with `tests.env` (validated: none of the variables the sandbox sets)."""
-    return scrubbed_env(
-        dirs.home,
-        [dirs.venv / "bin"],
-        {**(variables or {}), "AQE_REPORTS_DIR": str(dirs.reports), "VIRTUAL_ENV": str(dirs.venv)},
-        tmpdir=dirs.tmp,
-    )
+    ours = {"AQE_REPORTS_DIR": str(dirs.reports), "VIRTUAL_ENV": str(dirs.venv)}
+    if parallel:
+        ours["COVERAGE_FILE"] = str(dirs.reports / ".coverage")  # where pytest-cov writes the workers' data
+    return scrubbed_env(dirs.home, [dirs.venv / "bin"], {**(variables or {}), **ours}, tmpdir=dirs.tmp)
 
 
 async def create_venv(dirs: JobDirs, env: dict[str, str], memory_mb: int) -> None:
@@ -536,7 +537,8 @@ async def _run_plan(
     workspace: Workspace, cfg: TestsConfig, dirs: JobDirs, plan: TestPlan, progress: Progress
 ) -> TestRun:
     """Environment, setup, tests, coverage report, then the results read back."""
-    runner = StepRunner(workspace.root, job_env(dirs, cfg.env), Deadline(cfg.timeout), cfg.memory_mb)
+    runner = StepRunner(workspace.root, job_env(dirs, cfg.env, cfg.parallel is not None), Deadline(cfg.timeout),
+                        cfg.memory_mb)
     await progress(0.05, "Creating environment")
     dirs.create()
     await create_venv(dirs, runner.env, cfg.memory_mb)

@@ -80,6 +80,12 @@ def test_test_execute_of_a_branch_runs_its_tip_with_coverage(stack: Stack) -> No
     assert [a["agent"] for a in record["result"]["agents"]] == ["tests", "coverage"]
     assert _agent(record, "tests")["title"] == "1 failed, 3 passed"
     assert _agent(record, "coverage")["metrics"]["total_percent"] == 76.3
+    in_two = _post(stack, "/test/execute", {"repo": REPO, "sha": head, "parallel": 2}, headers)
+    assert in_two.status_code == 202, in_two.text
+    parallel = _finished(stack, in_two.json()["job_id"], headers)
+    assert "-n 2" in _agent(parallel, "tests")["summary"]
+    assert _agent(parallel, "tests")["title"] == "1 failed, 3 passed"  # the same tests, the same figures
+    assert _agent(parallel, "coverage")["metrics"]["total_percent"] == 76.3
 
 
 def test_performance_test_against_a_target(stack: Stack) -> None:
@@ -111,6 +117,8 @@ def test_bad_requests_are_refused_with_the_field_named(stack: Stack) -> None:
         ("/security/scan", {"repo": REPO, "sha": sha, "colour": "red"}, "colour"),
         ("/test/execute", {"repo": REPO, "ref": "../etc"}, "ref:"),
         ("/test/execute", {"repo": REPO, "sha": sha, "timeout": 0}, "timeout"),
+        ("/test/execute", {"repo": REPO, "sha": sha, "parallel": 0}, "parallel"),
+        ("/test/execute", {"repo": REPO, "sha": sha, "parallel": 2, "command": "make test"}, "parallel"),
         ("/performance/test", {"repo": REPO, "sha": sha, "target_url": "ftp://x"}, "target_url"),
         ("/performance/test", {"repo": REPO, "sha": sha, "target_url": "http://127.0.0.1:9", "duration": "1h"},
          "duration"),

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import sys
+import re
 import textwrap
 from pathlib import Path
 
@@ -422,3 +423,32 @@ def test_variables_the_sandbox_sets_cannot_be_configured() -> None:
             parse_config(f"tests:\n  env:\n    {name}: x\n")
         assert "tests.env" in str(caught.value) and "line 2" in str(caught.value)
     assert parse_config("tests:\n  env:\n    GREETING: hello\n").tests.env == {"GREETING": "hello"}
+
+
+@pytest.mark.asyncio
+async def test_tests_in_parallel_workers_report_every_test_and_the_same_coverage(workspace: Workspace) -> None:
+    """`tests.parallel`: pytest-xdist workers; the counts, failures and coverage equal a one-process run."""
+    branchy = CALC + "\n\ndef sign(x):\n    if x < 0:\n        return -1\n    return 1\n"
+    make_repo(workspace.root, {"calc.py": branchy, "tests/test_calc.py": FAILING_TESTS,
+                               "tests/test_sign.py": "from calc import sign\n\n\ndef test_sign():\n"
+                                                     "    assert sign(5) == 1\n"})
+    single = await run_agent(workspace)
+    single_xml = workspace.artifacts["coverage.cobertura"].read_text()
+    result = await run_agent(workspace, TestsConfig(timeout=120, parallel=2))
+
+    assert "-n 2" in result.summary and "pytest_cov" in result.summary
+    assert (result.conclusion, result.title) == ("failure", "1 failed, 3 passed") == (single.conclusion, single.title)
+    assert [(f.path, f.start_line) for f in result.findings] == [(f.path, f.start_line) for f in single.findings]
+    parallel_xml = workspace.artifacts["coverage.cobertura"].read_text()
+    rates = [re.search(r'<coverage[^>]* line-rate="([0-9.]+)"[^>]* branch-rate="([0-9.]+)"', xml).groups()
+             for xml in (single_xml, parallel_xml)]
+    assert rates[0] == rates[1] and 'filename="calc.py"' in parallel_xml
+    assert not (workspace.root / ".coverage").exists()  # the data went to the reports directory
+
+
+def test_parallel_is_checked() -> None:
+    assert parse_config("tests:\n  parallel: auto\n").tests.parallel == "auto"
+    with pytest.raises(ConfigError, match="tests.parallel"):
+        parse_config("tests:\n  parallel: 0\n")
+    with pytest.raises(ConfigError, match="put the option in the command"):
+        parse_config("tests:\n  parallel: 2\n  command: make test\n")
