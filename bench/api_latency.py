@@ -53,7 +53,7 @@ TARGETS = {  # name: (path template, mode, expected status, target p95 in ms)
 
 async def prepare(redis_url: str) -> tuple[str, str]:
     redis = Redis.from_url(redis_url)
-    key = await apikeys.create_key(redis, "bench", rate_limit="100000000/minute")  # measure latency, not 429s
+    key = await apikeys.create_key(redis, "bench", rate_limit="100000000/minute", scopes=["admin"])  # no 429s, fleet too
     request = RunRequest(forge="github", repo="acme/widgets", clone_url="u", head_sha="a" * 40, trigger="api.bench",
                          agents=["tests"])
     job_id = (await JobStore(redis).enqueue(request, delivery_key="aqe:delivery:api:bench")).job_id
