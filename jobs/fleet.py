@@ -16,13 +16,15 @@ import os
 import socket
 import statistics
 import time
-from typing import Any
+from typing import Any, get_args
 
 from redis.asyncio import Redis
 
-from jobs.model import ALL_AGENTS, AgentResult
-from jobs.store import ARQ_QUEUE
+from jobs.model import ALL_AGENTS, AgentResult, Priority
+from jobs.store import ARQ_QUEUE, queued_key
 from jobs.worker_health import HEALTH_KEY
+
+PRIORITIES: tuple[str, ...] = get_args(Priority)  # high, normal, low
 
 HEARTBEAT_INTERVAL_S = 5.0
 HEARTBEAT_TTL_S = 15
@@ -98,11 +100,15 @@ async def snapshot(redis: Redis, now: float | None = None) -> dict[str, Any]:
         pipe.zcard(ARQ_QUEUE)
         pipe.zcount(ARQ_QUEUE, "-inf", int(now * 1000))
         pipe.hgetall(COUNTS_KEY)
+        for priority in PRIORITIES:
+            pipe.zcard(queued_key(priority))
         for agent in ALL_AGENTS:
             pipe.lrange(runs_key(agent), 0, RECENT_RUNS - 1)
         pipe.info()
         answers = await pipe.execute()
     health, queued, ready, counts, *rest = answers
+    by_priority = dict(zip(PRIORITIES, rest[: len(PRIORITIES)], strict=True))
+    rest = rest[len(PRIORITIES):]
     runs_by_agent, info = rest[: len(ALL_AGENTS)], rest[-1]
     workers = sorted((json.loads(raw) for raw in beats if raw), key=lambda w: w["id"])
     count_map: dict[str, dict[str, int]] = {}
@@ -113,7 +119,7 @@ async def snapshot(redis: Redis, now: float | None = None) -> dict[str, Any]:
         "workers": {"alive": len(workers), "arq_health": health.decode() if health else None,
                     "jobs_running": sum(w["jobs_running"] for w in workers),
                     "capacity": sum(w["max_jobs"] for w in workers), "list": workers},
-        "queue": {"queued": queued, "ready": ready, "deferred": queued - ready},
+        "queue": {"queued": queued, "ready": ready, "deferred": queued - ready, "by_priority": by_priority},
         "agents": {agent: agent_summary(runs, count_map.get(agent, {}))
                    for agent, runs in zip(ALL_AGENTS, runs_by_agent, strict=True)},
         "redis": redis_summary(info),

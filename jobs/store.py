@@ -9,6 +9,7 @@ Key layout (all under `aqe:` except arq's own):
   aqe:job:{id}:artifact:{name}        -> a file the job offers, e.g. generated-tests.patch (TTL 30 days)
   aqe:upload:{sha256}                 -> a file an API request brought, e.g. a coverage report (TTL 1 day)
   aqe:jobs                            -> sorted set of job ids by creation time
+  aqe:queued:{priority}               -> sorted set of the jobs of that priority waiting for a worker
   aqe:deliveries                      -> Redis Stream log of every delivery and what became of it
   aqe:baseline:{forge}:{repo}:{branch} -> a branch's figures from its latest push (JSON)  (TTL 90 days)
   arq:job:{id}, arq:queue             -> arq's own job and queue keys
@@ -64,6 +65,11 @@ def events_key(job_id: str) -> str:
     return f"aqe:job:{job_id}:events"
 
 
+def queued_key(priority: str) -> str:
+    """The jobs of one priority waiting for a worker (the queue depth per priority of fleet status)."""
+    return f"aqe:queued:{priority}"
+
+
 def prs_key(job_id: str) -> str:
     return f"aqe:job:{job_id}:prs"
 
@@ -79,7 +85,8 @@ def new_job_id() -> str:
 
 
 # KEYS: delivery key, active key. ARGV: job id, arq job bytes, score (ms), record json, PR number or "",
-# event, action, repo, queue score (ms: the score less the priority's head start). The other keys derive from the job id; the constants are formatted in below.
+# event, action, repo, queue score (ms: the score less the priority's head start), priority. The other keys
+# derive from the job id; the constants are formatted in below.
 _ENQUEUE_LUA = """
 local seen = redis.call('GET', KEYS[1])
 if seen then return {'duplicate', seen} end
@@ -98,6 +105,7 @@ local id = ARGV[1]
 redis.call('SET', KEYS[2], id, 'EX', %(active_ttl)d)
 redis.call('SET', '%(arq_prefix)s' .. id, ARGV[2], 'PX', %(arq_expires_ms)d)
 redis.call('ZADD', '%(arq_queue)s', ARGV[9], id)
+redis.call('ZADD', 'aqe:queued:' .. ARGV[10], ARGV[3], id)
 redis.call('SET', 'aqe:job:' .. id, ARGV[4], 'EX', %(record_ttl)d)
 redis.call('XADD', 'aqe:job:' .. id .. ':events', 'MAXLEN', '~', %(stream_maxlen)d, '*', 'type', 'queued',
            'data', '{"status":"queued","progress":0.0}')
@@ -198,7 +206,7 @@ class JobStore:
         queue_score = score - PRIORITY_HEAD_START_MS[request.priority]
         keys = [delivery_key, f"aqe:active:{request.dedupe_key()}"]
         args = [job_id, arq_job_bytes(job_id, score), score, json_encoder.encode(record),
-                request.pr_number or "", event, action, request.repo, queue_score]
+                request.pr_number or "", event, action, request.repo, queue_score, request.priority]
         state, found = await self._run_enqueue(keys, args)
         return EnqueueOutcome(state.decode(), found.decode())
 
@@ -235,6 +243,10 @@ class JobStore:
             pipe.xadd(events_key(record.id), {"type": event_type, "data": json_encoder.encode(data)},
                       maxlen=STREAM_MAXLEN, approximate=True)
             pipe.expire(events_key(record.id), RECORD_TTL_S)
+            if record.status == "queued":  # waiting (again, e.g. after its worker stopped)
+                pipe.zadd(queued_key(record.request.priority), {record.id: int(record.created_at * 1000)})
+            else:
+                pipe.zrem(queued_key(record.request.priority), record.id)
             if record.status in TERMINAL_STATUSES:
                 pipe.eval(_RELEASE_LUA, 1, f"aqe:active:{record.request.dedupe_key()}", record.id)
             replies = await pipe.execute()

@@ -33,7 +33,8 @@ async def test_snapshot_counts_workers_queue_and_agent_runs(redis: Redis) -> Non
     snap = await fleet.snapshot(redis, now=5_000.0)
     assert snap["workers"]["alive"] == 2 and snap["workers"]["jobs_running"] == 2 and snap["workers"]["capacity"] == 8
     assert [w["id"] for w in snap["workers"]["list"]] == ["host-a:1", "host-b:7"]
-    assert snap["queue"] == {"queued": 2, "ready": 1, "deferred": 1}
+    assert snap["queue"] == {"queued": 2, "ready": 1, "deferred": 1,
+                             "by_priority": {"high": 0, "normal": 0, "low": 0}}
     tests = snap["agents"]["tests"]
     assert tests["runs"] == 5 and tests["by_conclusion"] == {"success": 4, "failure": 1}
     assert (tests["duration_p50_s"], tests["last_finished_at"]) == (3.0, 2000.0)
@@ -56,3 +57,26 @@ async def test_recent_runs_are_capped(redis: Redis) -> None:
     snap = await fleet.snapshot(redis)
     assert snap["agents"]["quality"]["recent"] == fleet.RECENT_RUNS
     assert snap["agents"]["quality"]["runs"] == fleet.RECENT_RUNS + 20
+
+
+async def test_the_queue_depth_per_priority_follows_jobs_from_enqueue_to_start_and_cancel(redis: Redis) -> None:
+    from jobs.model import RunRequest
+    from jobs.store import JobStore
+
+    store = JobStore(redis)
+
+    async def enqueue(priority: str, sha: str) -> str:
+        request = RunRequest(forge="github", repo="acme/widgets", clone_url="u", head_sha=sha * 40, trigger="api.x",
+                             agents=["tests"], priority=priority)  # type: ignore[arg-type]
+        return (await store.enqueue(request, delivery_key=f"aqe:delivery:api:{sha}")).job_id
+
+    high, _, _ = await enqueue("high", "a"), await enqueue("low", "b"), await enqueue("low", "c")
+    assert (await fleet.snapshot(redis))["queue"]["by_priority"] == {"high": 1, "normal": 0, "low": 2}
+    record = await store.get(high)
+    assert record is not None
+    record.status = "running"  # a worker took it
+    await store.save(record, "progress", {"status": "running"})
+    assert (await fleet.snapshot(redis))["queue"]["by_priority"] == {"high": 0, "normal": 0, "low": 2}
+    record.status = "queued"  # its worker stopped: waiting for the next one
+    await store.save(record, "progress", {"status": "queued"})
+    assert (await fleet.snapshot(redis))["queue"]["by_priority"]["high"] == 1
