@@ -39,7 +39,10 @@ def _logging(settings: Settings, *, buffered: bool = False) -> None:
 
 # How `aqe web` serves the app (the webhook benchmark serves its bare baseline the same way).
 # log_config=None: uvicorn must not run its dictConfig, which would close the handler configure_logging installed.
-UVICORN_OPTIONS = {"access_log": False, "proxy_headers": True, "timeout_graceful_shutdown": 10, "log_config": None}
+# No per-message deflate on WebSockets: the stream's messages are small JSON, compressing them costs more CPU per
+# connection than it saves bytes.
+UVICORN_OPTIONS = {"access_log": False, "proxy_headers": True, "timeout_graceful_shutdown": 10, "log_config": None,
+                   "ws_per_message_deflate": False}
 
 
 def tune_gc_for_requests() -> None:

@@ -19,6 +19,7 @@ from app.api.errors import ApiError, api_error, http_error, server_error
 from app import metrics
 from app.api import openapi
 from app.api.routes import api_v1
+from jobs.event_hub import EventHub
 from jobs.logs import configure_logging
 from jobs.oidc import OidcVerifier
 from jobs.redis_pipelined import PipelinedRedis
@@ -36,6 +37,8 @@ def create_app(settings: Settings) -> Starlette:
         redis = Redis.from_url(settings.redis_url, max_connections=256)
         pipelined = PipelinedRedis(settings.redis_url) if settings.redis_url.startswith(("redis:", "unix:")) else None
         app.state.redis, app.state.store = redis, JobStore(redis, pipelined)
+        app.state.event_hub = EventHub.for_url(redis, settings.redis_url)  # live events for stream clients
+        await app.state.event_hub.start()
         oidc_http = httpx.AsyncClient() if settings.oidc_issuers else None
         app.state.oidc = OidcVerifier(oidc_http, settings.oidc_issuers, settings.oidc_audience,
                                       settings.oidc_refs) if oidc_http is not None else None
@@ -44,6 +47,7 @@ def create_app(settings: Settings) -> Starlette:
         finally:
             if oidc_http is not None:
                 await oidc_http.aclose()
+            await app.state.event_hub.close()
             await redis.aclose()
             if pipelined is not None:
                 await pipelined.close()

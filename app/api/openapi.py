@@ -116,6 +116,7 @@ class Operation:
     example: dict[str, Any] | None = None
     tags: tuple[str, ...] = ("jobs",)
     extra: dict[str, Any] = field(default_factory=dict)
+    media: str = "application/json"  # of the success answer
 
 
 JOB_ID = {"name": "job_id", "in": "path", "required": True,
@@ -147,6 +148,19 @@ OPERATIONS: tuple[Operation, ...] = (
               errors=(401, 403, 404, 429), parameters=(JOB_ID,)),
     Operation("post", "/job/{job_id}/cancel", "Cancel a queued or running job", CancelAnswer, 202,
               errors=(401, 403, 404, 409, 429), parameters=(JOB_ID,)),
+    Operation("get", "/job/{job_id}/events", "A job's progress as Server-Sent Events, live (resumable)", None,
+              errors=(401, 403, 404, 422, 429), media="text/event-stream", parameters=(
+        JOB_ID, {"name": "Last-Event-ID", "in": "header", "required": False, "schema": {"type": "string"},
+                 "description": "resume after this event id (EventSource sends it when it reconnects)"},
+        {"name": "after", "in": "query", "schema": {"type": "string", "pattern": "^[0-9]+(-[0-9]+)?$"},
+         "description": "resume after this event id"},
+        {"name": "t", "in": "query", "schema": {"type": "string"},
+         "description": "a signed link token of the job page, instead of the Authorization header"}),
+              extra={"description": "Events `progress`, `complete` and `error` (then the stream ends), each with "
+                                    "`id:` and JSON `data:`; `: ping` comments every 15 s. The same messages "
+                                    "come as JSON over the WebSocket `GET /api/v1/job/{job_id}/stream` "
+                                    "(`?after=<event id>` resumes; closed 1000 after the final message, "
+                                    "4401/4403/4404 when refused)."}),
     Operation("get", "/jobs", "Jobs, newest first", JobList, errors=(401, 403, 422, 429), parameters=(
         {"name": "repo", "in": "query", "schema": {"type": "string"}},
         {"name": "status", "in": "query", "schema": {"enum": ["queued", "running", "completed", "failed",
@@ -187,9 +201,9 @@ def _ref(kind: type[Any]) -> dict[str, str]:
 
 
 def _operation(op: Operation) -> dict[str, Any]:
+    schema = _ref(op.answer) if op.answer else {"type": "string" if op.media.startswith("text/") else "object"}
     success: dict[str, Any] = {"description": "OK" if op.status == 200 else "Accepted",
-                               "content": {"application/json": {"schema": _ref(op.answer) if op.answer else
-                                                                {"type": "object"}}}}
+                               "content": {op.media: {"schema": schema}}}
     responses = {str(op.status): success} | {
         str(code): {"description": Problem.__doc__ or "", "content": {"application/problem+json": {
             "schema": _ref(Problem)}}} for code in op.errors}

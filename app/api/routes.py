@@ -1,16 +1,18 @@
 """The REST API v1 route table, in one place."""
 
 from starlette.middleware import Middleware
-from starlette.routing import Mount, Route
+from starlette.routing import Mount, Route, WebSocketRoute
 
 from app.metrics import ApiMetrics
 from app.api.ratelimit import RateLimit
 
-from app.api import fleet, jobs, submit
+from app.api import fleet, jobs, streams, submit
 
 api_v1 = Mount("/api/v1", middleware=[Middleware(ApiMetrics), Middleware(RateLimit)], routes=[
     Route("/job/{job_id}/status", jobs.job_status, methods=["GET"]),
     Route("/job/{job_id}/cancel", jobs.cancel_job, methods=["POST"]),
+    Route("/job/{job_id}/events", streams.job_events, methods=["GET"]),
+    WebSocketRoute("/job/{job_id}/stream", streams.job_stream),
     Route("/jobs", jobs.list_jobs, methods=["GET"]),
     Route("/fleet/status", fleet.fleet_status, methods=["GET", "POST"]),
     Route("/test/execute", submit.test_execute, methods=["POST"]),

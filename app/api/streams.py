@@ -1,0 +1,207 @@
+"""A job's progress, live: `GET /api/v1/job/{id}/events` (Server-Sent Events) and `WS /api/v1/job/{id}/stream`.
+
+Both read the job's Redis Stream, so any web replica serves any job. A client first gets what it missed — all
+of the job's events, or those after the id it resumes from (SSE `Last-Event-ID`, or `?after=<id>` on either) —
+then the live ones (`jobs.event_hub`), then the final message (`complete` or `error`), and the stream closes.
+A finished job's stream replays and closes. While nothing happens a keep-alive goes out every 15 s.
+
+Messages (the WebSocket's JSON, and each SSE event's `data`, whose `id:` is the event id and `event:` the type):
+`{"type": "progress", "progress": 45.2, "message": "agent:tests started", "status": "running", "id": "…"}`,
+`{"type": "complete", "progress": 100.0, "status": "completed", "result": {…}, "id": "…"}` (the `result` of
+the status endpoint), `{"type": "error", "status": "failed", "error": "…", "id": "…"}`, `{"type": "ping"}`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+from typing import Any
+
+import msgspec
+from starlette.requests import HTTPConnection, Request
+from starlette.responses import StreamingResponse
+from starlette.websockets import WebSocket, WebSocketDisconnect
+
+from app.api.auth import require_job_visible, require_scope
+from app.api.errors import ApiError
+from app.api.jobs import JOB_ID_RE, status_view
+from jobs.event_hub import EventHub, id_after, valid_id
+from jobs.links import job_link_valid
+from jobs.model import TERMINAL_STATUSES, JobRecord
+from jobs.store import JobStore
+
+KEEPALIVE_S = 15.0
+FINAL_TYPES = ("complete", "error")
+BACKLOG_PAGE = 1_000
+_encode = msgspec.json.Encoder().encode
+
+
+def message_of(event_id: str, event: dict[str, Any], record: JobRecord | None = None) -> dict[str, Any]:
+    """The client's message for one stored event (`record`: the job, for a final message's result)."""
+    kind = event.get("type", "progress")
+    if kind in FINAL_TYPES:
+        out: dict[str, Any] = {"type": kind, "status": event.get("status"), "progress": event.get("progress"),
+                               "conclusion": event.get("conclusion"), "id": event_id}
+        if kind == "error":
+            out["error"] = event.get("error") or (record.error if record else None)
+        if record is not None:
+            out["result"] = status_view(record)["result"]
+        return out
+    return {"type": "progress", "progress": float(event.get("progress") or 0.0),
+            "message": event.get("message") or event.get("status") or kind, "status": event.get("status"),
+            "id": event_id}
+
+
+def final_of(record: JobRecord) -> dict[str, Any]:
+    """The final message of an ended job whose final event is no longer in its stream (trimmed or expired)."""
+    kind = "complete" if record.status in ("completed", "skipped") else "error"
+    return message_of("", {"type": kind, "status": record.status, "progress": record.progress,
+                           "conclusion": record.conclusion, "error": record.error}, record)
+
+
+def sse_frame(message: dict[str, Any]) -> bytes:
+    head = f"id: {message['id']}\n" if message.get("id") else ""
+    return f"{head}event: {message['type']}\ndata: ".encode() + _encode(message) + b"\n\n"
+
+
+def resume_point(connection: HTTPConnection) -> str:
+    """The event id a client resumes after: `Last-Event-ID` (SSE reconnects) or `?after=`; "0-0" = everything."""
+    after = connection.headers.get("last-event-id") or connection.query_params.get("after") or "0-0"
+    if not valid_id(after):
+        raise ApiError(422, "invalid_request", "after / Last-Event-ID: an event id like 1732838400000-0")
+    return after
+
+
+async def visible_record(connection: HTTPConnection, job_id: str) -> JobRecord:
+    """The job, for a caller with `jobs:read` on its repository or a signed link to it (`?t=`, the job page)."""
+    if not JOB_ID_RE.match(job_id):
+        raise ApiError(404, "job_not_found", f"no job '{job_id[:40]}' (job ids are 24 hex characters)")
+    token = connection.query_params.get("t")
+    linked = token is not None and job_link_valid(connection.app.state.settings.jwt_secret, job_id, token)
+    principal = None if linked else await require_scope(connection, "jobs:read")  # type: ignore[arg-type]
+    record = await connection.app.state.store.get(job_id)
+    if record is None:
+        raise ApiError(404, "job_not_found", f"no job '{job_id}' (records are kept 30 days)")
+    if principal is not None:
+        require_job_visible(principal, job_id, record.request.repo)
+    return record
+
+
+async def job_messages(store: JobStore, hub: EventHub, record: JobRecord, after: str,
+                       keepalive_s: float = KEEPALIVE_S) -> AsyncIterator[dict[str, Any]]:
+    """Missed events, then live ones, then the final message; `{"type": "ping"}` while idle. Ends after the final
+    message, or early (without one) when this client fell too far behind: it resumes from its last id."""
+    if record.status in TERMINAL_STATUSES:  # nothing more will come: replay without watching the stream
+        async for message in ended_job_messages(store, record, after):
+            yield message
+        return
+    async with hub.subscription(record.id) as sub:
+        last, current = after, record
+        while True:  # the backlog, in pages, until it is read to the end
+            page = await store.events(record.id, last, count=BACKLOG_PAGE)
+            for event_id, event in page:
+                last = event_id
+                if event["type"] in FINAL_TYPES:
+                    yield message_of(event_id, event, await store.get(record.id) or record)
+                    return
+                yield message_of(event_id, event)
+            if len(page) == BACKLOG_PAGE:
+                continue
+            current = await store.get(record.id) or current
+            if current.status not in TERMINAL_STATUSES:
+                break
+            # Ended while we sent the backlog (the final event is saved with the record): read on to it.
+            if not await store.events(record.id, last, count=1):
+                yield final_of(current)  # ended, but its final event is gone from the stream (trimmed)
+                return
+        while True:
+            try:
+                item = await asyncio.wait_for(sub.queue.get(), keepalive_s)
+            except TimeoutError:
+                yield {"type": "ping"}
+                continue
+            if item is None:
+                return  # too slow: the client reconnects with its last id and misses nothing
+            event_id, event = item
+            if not id_after(event_id, last):
+                continue  # already sent from the backlog
+            last = event_id
+            if event["type"] in FINAL_TYPES:
+                yield message_of(event_id, event, await store.get(record.id) or current)
+                return
+            yield message_of(event_id, event)
+
+
+async def ended_job_messages(store: JobStore, record: JobRecord, after: str) -> AsyncIterator[dict[str, Any]]:
+    """An ended job's events after `after`, then its final message (from the stream, else from the record)."""
+    last = after
+    while True:
+        page = await store.events(record.id, last, count=BACKLOG_PAGE)
+        for event_id, event in page:
+            last = event_id
+            if event["type"] in FINAL_TYPES:
+                yield message_of(event_id, event, record)
+                return
+            yield message_of(event_id, event)
+        if len(page) < BACKLOG_PAGE:
+            yield final_of(record)
+            return
+
+
+def keepalive_interval(connection: HTTPConnection) -> float:
+    return float(getattr(connection.app.state, "stream_keepalive_s", KEEPALIVE_S))
+
+
+async def job_events(request: Request) -> StreamingResponse:
+    """GET /api/v1/job/{id}/events: Server-Sent Events."""
+    record = await visible_record(request, request.path_params["job_id"])
+    after = resume_point(request)
+    messages = job_messages(request.app.state.store, request.app.state.event_hub, record, after,
+                            keepalive_interval(request))
+
+    async def frames() -> AsyncIterator[bytes]:
+        yield b"retry: 2000\n\n"
+        async for message in messages:
+            yield b": ping\n\n" if message["type"] == "ping" else sse_frame(message)
+
+    return StreamingResponse(frames(), media_type="text/event-stream",
+                             headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
+
+
+CLOSE_CODES = {401: 4401, 403: 4403, 404: 4404, 422: 4422, 429: 4429}
+
+
+async def job_stream(websocket: WebSocket) -> None:
+    """WS /api/v1/job/{id}/stream: the same messages as JSON; closed (1000) after the final one. A refused
+    connection is accepted and closed with 4401/4403/4404 and the reason."""
+    await websocket.accept()
+    try:
+        record = await visible_record(websocket, websocket.path_params["job_id"])
+        after = resume_point(websocket)
+    except ApiError as exc:
+        await websocket.send_text(_encode({"type": "error", "code": exc.code, "error": exc.detail}).decode())
+        await websocket.close(CLOSE_CODES.get(exc.status, 4400), exc.detail[:120])
+        return
+    messages = job_messages(websocket.app.state.store, websocket.app.state.event_hub, record, after,
+                            keepalive_interval(websocket))
+
+    async def send_all() -> None:
+        async for message in messages:
+            await websocket.send_text(_encode(message).decode())
+        await websocket.close(1000)
+
+    async def until_client_leaves() -> None:  # what the client sends is ignored; its close ends the stream now
+        while (await websocket.receive())["type"] != "websocket.disconnect":
+            pass
+
+    sending, listening = asyncio.create_task(send_all()), asyncio.create_task(until_client_leaves())
+    try:
+        await asyncio.wait({sending, listening}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for task in (sending, listening):
+            task.cancel()
+        for task in (sending, listening):
+            with contextlib.suppress(asyncio.CancelledError, WebSocketDisconnect, OSError, RuntimeError):
+                await task
+        await messages.aclose()

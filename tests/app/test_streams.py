@@ -1,0 +1,297 @@
+"""SSE (`/events`) and WebSocket (`/stream`) job streams: a real web server, real Redis, real HTTP/WS clients.
+
+Events are appended with the real `JobStore.save`, as the worker does.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import secrets
+from collections.abc import AsyncIterator, Iterator
+from typing import Any
+
+import httpx
+import pytest
+import redis as redis_sync
+from redis.asyncio import Redis
+from websockets.asyncio.client import connect
+from websockets.exceptions import ConnectionClosed
+
+from app.main import create_app
+from jobs import apikeys
+from jobs.links import job_link_token
+from jobs.model import JobRecord, RunRequest
+from jobs.store import JobStore
+from tests.fakes.server import ThreadedServer
+
+JWT_SECRET = "stream-test-secret-" + "y" * 32
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory, redis_url: str, rsa_key_pair: tuple[bytes, bytes]) -> Iterator[str]:
+    from jobs.settings import load_settings
+    from tests.conftest import APP_ID, WEBHOOK_SECRET
+
+    key_file = tmp_path_factory.mktemp("key") / "app.pem"
+    key_file.write_bytes(rsa_key_pair[0])
+    settings = load_settings({"REDIS_URL": redis_url, "GITHUB_APP_ID": str(APP_ID),
+                              "GITHUB_PRIVATE_KEY_PATH": str(key_file), "GITHUB_WEBHOOK_SECRET": WEBHOOK_SECRET,
+                              "AQE_DATA_DIR": str(tmp_path_factory.mktemp("data")), "AQE_JWT_SECRET": JWT_SECRET,
+                              "AQE_RATE_LIMIT": "100000/minute"}, dotenv_path=None)
+    app = create_app(settings)
+    app.state.stream_keepalive_s = 0.5  # 15 s in production
+    runner = ThreadedServer(app, "aqe-web-streams", lifespan="on")
+    url = runner.start()
+    yield url
+    runner.stop()
+
+
+@pytest.fixture
+async def store(redis_url: str, server: str) -> AsyncIterator[JobStore]:
+    client = Redis.from_url(redis_url)
+    yield JobStore(client)
+    await client.aclose()
+
+
+def _key(redis_url: str, name: str = "ci", **options: Any) -> str:
+    async def make() -> str:
+        client = Redis.from_url(redis_url)
+        try:
+            return await apikeys.create_key(client, name, **options)
+        finally:
+            await client.aclose()
+
+    return _sync(make())
+
+
+def _sync(coro: Any) -> Any:
+    import concurrent.futures
+
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:  # the test's own loop is running
+        return pool.submit(asyncio.run, coro).result()
+
+
+async def _job(store: JobStore, repo: str = "acme/widgets") -> JobRecord:
+    request = RunRequest(forge="github", repo=repo, clone_url="u", head_sha=secrets.token_hex(20), trigger="api.test",
+                         agents=["tests"])
+    outcome = await store.enqueue(request, delivery_key=f"aqe:delivery:api:{secrets.token_hex(8)}")
+    assert outcome.state == "queued", outcome
+    record = await store.get(outcome.job_id)
+    assert record is not None
+    return record
+
+
+async def _progress(store: JobStore, record: JobRecord, progress: float, message: str) -> str:
+    record.status, record.progress = "running", progress
+    return await store.save(record, "progress", {"progress": progress, "message": message, "status": "running"})
+
+
+async def _complete(store: JobStore, record: JobRecord) -> str:
+    record.status, record.progress, record.conclusion = "completed", 100.0, "success"
+    return await store.save(record, "complete", {"status": "completed", "progress": 100.0, "conclusion": "success"})
+
+
+def _auth(key: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {key}"}
+
+
+class SseClient:
+    """Reads `text/event-stream` frames as (id, event, data) and comments."""
+
+    def __init__(self, response: httpx.Response) -> None:
+        self.lines = response.aiter_lines()
+
+    async def next(self, timeout: float = 10) -> dict[str, Any]:
+        frame: dict[str, Any] = {}
+        while True:
+            line = await asyncio.wait_for(anext(self.lines), timeout)
+            if line == "":
+                if frame:
+                    return frame
+                continue
+            field, _, value = line.partition(":")
+            value = value.removeprefix(" ")
+            if field == "":
+                frame["comment"] = value
+            elif field == "data":
+                frame["data"] = json.loads(value)
+            else:
+                frame[field] = value
+
+
+def _events_url(server: str, job_id: str) -> str:
+    return f"{server}/api/v1/job/{job_id}/events"
+
+
+def _ws_url(server: str, job_id: str, query: str = "") -> str:
+    return f"ws{server[4:]}/api/v1/job/{job_id}/stream{query}"
+
+
+async def test_sse_replays_goes_live_and_closes_after_the_final_event(server: str, store: JobStore,
+                                                                      redis_url: str) -> None:
+    key, record = _key(redis_url), await _job(store)
+    async with httpx.AsyncClient(timeout=10) as http:
+        async with http.stream("GET", _events_url(server, record.id), headers=_auth(key)) as response:
+            assert response.status_code == 200
+            assert response.headers["content-type"].startswith("text/event-stream")
+            assert response.headers["cache-control"] == "no-cache"
+            sse = SseClient(response)
+            assert (await sse.next())["retry"] == "2000"
+            queued = await sse.next()
+            assert queued["event"] == "progress" and queued["data"]["status"] == "queued"
+            ids = [await _progress(store, record, 30.0, "agent:tests started")]
+            live = await sse.next()
+            assert (live["id"], live["data"]["progress"], live["data"]["message"]) == (ids[0], 30.0,
+                                                                                        "agent:tests started")
+            final_id = await _complete(store, record)
+            final = await sse.next()
+            assert (final["event"], final["id"], final["data"]["status"]) == ("complete", final_id, "completed")
+            assert final["data"]["result"]["conclusion"] == "success"
+            with pytest.raises(StopAsyncIteration):
+                await sse.next()
+
+
+async def test_sse_resumes_after_a_dropped_connection_with_no_gap_and_no_duplicate(server: str, store: JobStore,
+                                                                                   redis_url: str) -> None:
+    key, record = _key(redis_url), await _job(store)
+    sent = [await _progress(store, record, float(p), f"step {p}") for p in (10, 20)]
+    async with httpx.AsyncClient(timeout=10) as http:
+        async with http.stream("GET", _events_url(server, record.id), headers=_auth(key)) as response:
+            sse = SseClient(response)
+            await sse.next()  # retry
+            seen = [(await sse.next())["id"] for _ in range(3)]  # queued, 10, 20
+        assert seen[1:] == sent
+        missed = [await _progress(store, record, float(p), f"step {p}") for p in (30, 40, 50)]  # while away
+        async with http.stream("GET", _events_url(server, record.id),
+                               headers={**_auth(key), "Last-Event-ID": seen[-1]}) as response:
+            sse = SseClient(response)
+            await sse.next()
+            again = [(await sse.next())["id"] for _ in range(3)]
+            assert again == missed
+            live = await _progress(store, record, 60.0, "step 60")
+            assert (await sse.next())["id"] == live
+            final = await _complete(store, record)
+            assert (await sse.next())["id"] == final
+
+
+async def test_a_finished_job_replays_everything_and_closes(server: str, store: JobStore, redis_url: str) -> None:
+    key, record = _key(redis_url), await _job(store)
+    await _progress(store, record, 50.0, "half")
+    await _complete(store, record)
+    async with connect(_ws_url(server, record.id), additional_headers=_auth(key)) as ws:
+        messages = [json.loads(m) async for m in ws]
+        assert [m["type"] for m in messages] == ["progress", "progress", "complete"]
+        assert messages[1]["progress"] == 50.0 and messages[2]["result"]["conclusion"] == "success"
+        assert ws.close_code == 1000
+    async with connect(_ws_url(server, record.id, f"?after={messages[1]['id']}"), additional_headers=_auth(key)) as ws:
+        assert [json.loads(m)["type"] async for m in ws] == ["complete"]  # resumed after the second event
+
+
+async def test_websocket_messages_live_with_keepalive_pings(server: str, store: JobStore, redis_url: str) -> None:
+    key, record = _key(redis_url), await _job(store)
+    async with connect(_ws_url(server, record.id), additional_headers=_auth(key)) as ws:
+        assert json.loads(await ws.recv())["message"] == "queued"
+        assert json.loads(await asyncio.wait_for(ws.recv(), 5)) == {"type": "ping"}  # idle: 0.5 s in this test
+        await _progress(store, record, 45.2, "agent:security started")
+        message = json.loads(await asyncio.wait_for(ws.recv(), 5))
+        while message["type"] == "ping":
+            message = json.loads(await asyncio.wait_for(ws.recv(), 5))
+        assert {k: message[k] for k in ("type", "progress", "message")} == {
+            "type": "progress", "progress": 45.2, "message": "agent:security started"}
+        record.status, record.error = "failed", "the job ran longer than 3600 s"
+        await store.save(record, "error", {"status": "failed", "progress": 45.2, "error": record.error})
+        rest = [json.loads(m) async for m in ws]
+        assert rest[-1]["type"] == "error" and rest[-1]["error"] == "the job ran longer than 3600 s"
+        assert ws.close_code == 1000
+
+
+async def test_sse_keepalive_comment_while_idle(server: str, store: JobStore, redis_url: str) -> None:
+    key, record = _key(redis_url), await _job(store)
+    async with httpx.AsyncClient(timeout=10) as http:
+        async with http.stream("GET", _events_url(server, record.id), headers=_auth(key)) as response:
+            sse = SseClient(response)
+            await sse.next()
+            await sse.next()  # queued
+            assert (await sse.next(timeout=5)) == {"comment": "ping"}
+
+
+async def test_refusals_sse_and_websocket(server: str, store: JobStore, redis_url: str) -> None:
+    record = await _job(store, "acme/widgets")
+    fleet_only = _key(redis_url, "f", scopes=["fleet:read"])
+    other_repo = _key(redis_url, "o", repos=["other/*"])
+    async with httpx.AsyncClient(timeout=10) as http:
+        missing = await http.get(_events_url(server, "f" * 24), headers=_auth(_key(redis_url)))
+        assert missing.status_code == 404 and missing.headers["content-type"] == "application/problem+json"
+        anonymous = await http.get(_events_url(server, record.id))
+        assert anonymous.status_code == 401 and anonymous.headers["www-authenticate"].startswith("Bearer")
+        assert (await http.get(_events_url(server, record.id), headers=_auth(fleet_only))).status_code == 403
+        assert (await http.get(_events_url(server, record.id), headers=_auth(other_repo))).status_code == 404
+        bad_after = await http.get(_events_url(server, record.id) + "?after=nope", headers=_auth(_key(redis_url)))
+        assert bad_after.status_code == 422
+        forged = await http.get(_events_url(server, record.id) + "?t=9999999999.AAAA")
+        assert forged.status_code == 401
+        token = job_link_token(JWT_SECRET, record.id)
+        await _complete(store, record)
+        async with http.stream("GET", _events_url(server, record.id) + f"?t={token}") as linked:
+            assert linked.status_code == 200  # the job page's EventSource: the signed link is enough
+        other_job = await _job(store)
+        assert (await http.get(_events_url(server, other_job.id) + f"?t={token}")).status_code == 401
+    for url, headers, code in [(_ws_url(server, record.id), {}, 4401),
+                               (_ws_url(server, record.id), _auth(fleet_only), 4403),
+                               (_ws_url(server, "f" * 24), _auth(other_repo), 4404),
+                               (_ws_url(server, record.id), _auth(other_repo), 4404)]:
+        async with connect(url, additional_headers=headers) as ws:
+            refusal = json.loads(await ws.recv())
+            assert refusal["type"] == "error" and refusal["error"]
+            with pytest.raises(ConnectionClosed):
+                await ws.recv()
+            assert ws.close_code == code, (url, headers, ws.close_reason)
+
+
+async def test_many_clients_each_get_every_event_over_one_reader_connection(server: str, store: JobStore,
+                                                                           redis_url: str) -> None:
+    key, record = _key(redis_url), await _job(store)
+    clients = 150
+    before = len(redis_sync.Redis.from_url(redis_url).client_list())
+
+    async def follow(ws_index: int) -> list[str]:
+        async with connect(_ws_url(server, record.id), additional_headers=_auth(key)) as ws:
+            return [json.loads(m).get("id", "") async for m in ws if json.loads(m)["type"] != "ping"]
+
+    tasks = [asyncio.create_task(follow(i)) for i in range(clients)]
+    await asyncio.sleep(1.0)  # everyone connected and waiting
+    during = len(redis_sync.Redis.from_url(redis_url).client_list())
+    sent = [await _progress(store, record, float(p), f"p{p}") for p in range(1, 21)]
+    sent.append(await _complete(store, record))
+    received = await asyncio.wait_for(asyncio.gather(*tasks), 60)
+    assert all(ids[1:] == sent for ids in received)  # the queued event, then every one of ours, in order
+    assert during - before <= 20, (before, during)  # not one Redis connection per client
+
+
+async def test_a_job_that_ends_while_the_backlog_is_sent_delivers_every_event_then_the_final_one(
+        store: JobStore, redis_url: str) -> None:
+    """The race the 1,000-client bench found: the job ended between reading the backlog and going live."""
+    from app.api.streams import job_messages
+    from jobs.event_hub import EventHub
+
+    record = await _job(store)
+
+    class EndsDuringBacklog(JobStore):
+        ended: list[str] = []
+
+        async def events(self, job_id: str, after: str = "0-0", count: int = 1000) -> Any:
+            page = await super().events(job_id, after, count)
+            if not self.ended:
+                self.ended += [await _progress(store, record, 50.0, "half"), await _complete(store, record)]
+            return page
+
+    hub = EventHub.for_url(store.redis, redis_url)
+    await hub.start()
+    try:
+        late = EndsDuringBacklog(store.redis)
+        messages = [m async for m in job_messages(late, hub, record, "0-0", keepalive_s=5)]
+    finally:
+        await hub.close()
+    assert [m["type"] for m in messages] == ["progress", "progress", "complete"]
+    assert [m["id"] for m in messages[1:]] == late.ended and messages[-1]["result"]["conclusion"] == "success"
