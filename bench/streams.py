@@ -5,7 +5,7 @@
 Starts an embedded Redis (Valkey) and `aqe web` pinned to core 0 (this script, the clients and Redis on core 1).
 
 1. SSE fan-out: `--clients` clients open `GET /api/v1/job/{id}/events` of one queued job and wait; then the job
-   gets `--events` progress events (one every 20 ms, appended with the real `JobStore.save`, as the worker does)
+   gets `--events` progress events (one every `--interval-ms`, default 100 ms, appended with the real `JobStore.save`, as the worker does)
    and its final event. Every client must receive every event, in order, and see the stream close. Reported:
    the delay from each event's append (its stream id is Redis's clock) to its arrival at each client (p50,
    p95, max over all deliveries), the web process's RSS with every client connected, and the Redis
@@ -101,7 +101,8 @@ def rss_mb(pid: int) -> float:
     return float("nan")
 
 
-async def sse_run(port: int, key: str, redis_url: str, clients: int, events: int, pid: int, n: int) -> dict[str, Any]:
+async def sse_run(port: int, key: str, redis_url: str, clients: int, events: int, pid: int, n: int,
+                  interval_s: float) -> dict[str, Any]:
     redis = Redis.from_url(redis_url)
     store = JobStore(redis)
     record = await new_job(store, n)
@@ -114,14 +115,16 @@ async def sse_run(port: int, key: str, redis_url: str, clients: int, events: int
     await asyncio.sleep(1.0)  # and the server is done setting them up (the figures are of delivery, not setup)
     rss, connections = rss_mb(pid), sum(1 for c in await redis.client_list() if c.get("name") != "bench")
     appended: list[str] = []
+    cpu_before, wall_before = process_cpu_seconds(pid), time.monotonic()
     for i in range(1, events + 1):
         record.status, record.progress = "running", float(i)
         appended.append(await store.save(record, "progress", {"progress": float(i), "message": f"event {i}",
                                                               "status": "running"}))
-        await asyncio.sleep(0.02)
+        await asyncio.sleep(interval_s)
     record.status, record.progress, record.conclusion = "completed", 100.0, "success"
     appended.append(await store.save(record, "complete", {"status": "completed", "progress": 100.0}))
     finished = await asyncio.wait_for(asyncio.gather(*tasks), 120)
+    web_busy = (process_cpu_seconds(pid) - cpu_before) / (time.monotonic() - wall_before)
     await redis.aclose()
     delays: list[float] = []
     complete = 0
@@ -136,7 +139,8 @@ async def sse_run(port: int, key: str, redis_url: str, clients: int, events: int
     return {"clients": clients, "events": len(appended), "clients_with_every_event": complete,
             "clients_closed_after_final": sum(finished), "delay_p50_ms": round(percentile(delays, 0.5), 2),
             "delay_p95_ms": round(percentile(delays, 0.95), 2), "delay_max_ms": round(max(delays), 2),
-            "web_rss_mb": round(rss, 1), "redis_connections": connections}
+            "web_rss_mb": round(rss, 1), "redis_connections": connections, "web_cpu_busy": round(web_busy, 2),
+            "delivery_s": round(time.monotonic() - wall_before, 2)}
 
 
 async def ws_run(port: int, key: str, redis_url: str, clients: int, seconds: float, n: int,
@@ -215,6 +219,8 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--clients", type=int, default=1000)
     parser.add_argument("--events", type=int, default=50)
+    parser.add_argument("--interval-ms", type=float, default=100.0, help="between events (the worker sends at "
+                                                                         "most 4 progress events a second)")
     parser.add_argument("--ws-clients", type=int, default=50)
     parser.add_argument("--ws-seconds", type=float, default=10.0)
     args = parser.parse_args()
@@ -247,7 +253,8 @@ def main() -> None:
             try:
                 for run in range(args.runs):
                     wait_quiet()
-                    sse.append(asyncio.run(sse_run(port, key, redis_url, args.clients, args.events, web.pid, run)))
+                    sse.append(asyncio.run(sse_run(port, key, redis_url, args.clients, args.events, web.pid, run,
+                                                    args.interval_ms / 1000)))
                     print("sse", json.dumps(sse[-1]), flush=True)
                     ws.append(asyncio.run(ws_run(port, key, redis_url, args.ws_clients, args.ws_seconds, 1000 + run,
                                                   web.pid)))

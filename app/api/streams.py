@@ -116,11 +116,14 @@ async def job_messages(store: JobStore, hub: EventHub, record: JobRecord, after:
                 yield final_of(current)  # ended, but its final event is gone from the stream (trimmed)
                 return
         while True:
-            try:
-                item = await asyncio.wait_for(sub.queue.get(), keepalive_s)
-            except TimeoutError:
-                yield {"type": "ping"}
-                continue
+            if not sub.queue.empty():
+                item = sub.queue.get_nowait()  # no timer (wait_for makes a task) when events are waiting
+            else:
+                try:
+                    item = await asyncio.wait_for(sub.queue.get(), keepalive_s)
+                except TimeoutError:
+                    yield {"type": "ping"}
+                    continue
             if item is None:
                 return  # too slow: the client reconnects with its last id and misses nothing
             event_id, event = item

@@ -8,6 +8,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import httpx
+
 from tests.conftest import WEBHOOK_SECRET
 from tests.docs.examples import examples
 from tests.e2e.conftest import REPO, ROOT, Stack
@@ -81,3 +83,22 @@ def test_limited_key_token_and_audit_examples(stack: Stack) -> None:
     actions = [line.split("\t")[2] for line in _sh(stack, audit).splitlines()]
     assert actions[:2] == ["token.issued", "key.created"]
     assert key not in _sh(stack, audit) and token not in _sh(stack, audit)
+
+
+def test_stream_examples_follow_a_job_to_its_end(stack: Stack, tmp_path: Path) -> None:
+    key = _sh(stack, "aqe api generate-key --name streams").strip()
+    start = httpx.post(f"{stack.web_url}/api/v1/security/scan", headers={"Authorization": f"Bearer {key}"},
+                       json={"repo": REPO, "sha": stack.repo.main_sha, "scan_types": ["secrets"]}, timeout=10)
+    assert start.status_code == 202, start.text
+    job_id = start.json()["job_id"]
+    [(follow, _)] = examples("api.md", "job-stream")
+    script = tmp_path / "follow.py"
+    script.write_text(follow)
+    printed = _sh(stack, f"python {script}", AQE_URL=stack.web_url, AQE_API_KEY=key, JOB_ID=job_id)
+    lines = printed.strip().splitlines()
+    assert lines[-1] in ("complete success", "complete neutral", "complete failure"), printed
+    assert any(line.endswith("queued") or "agent:security" in line for line in lines[:-1]), printed
+    [(events, _)] = examples("api.md", "job-events")
+    replay = _sh(stack, events, AQE_URL=stack.web_url, AQE_API_KEY=key, JOB_ID=job_id)  # ended: replays, closes
+    assert replay.count("event: complete") == 1 and replay.rstrip().endswith("}")
+    assert "id: " in replay and '"type":"progress"' in replay
