@@ -46,6 +46,7 @@ class RunRequest(msgspec.Struct, kw_only=True):
     priority: Priority = "normal"  # which jobs a worker takes first
     inputs: dict[str, str] = {}  # files the request brought, e.g. an uploaded coverage report: name -> Redis key
     callback_url: str | None = None  # POSTed the result when the job ends (`jobs.callbacks`)
+    target: str | None = None  # what an API request wants tests for: a file or `path::function`
     installation_id: int | None = None
     delivery_id: str | None = None
     sender: str | None = None

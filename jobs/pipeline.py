@@ -23,7 +23,7 @@ from jobs.agents.registry import AGENTS
 from jobs.coverage.diff import DiffError, changed_lines
 from jobs.coverage.reports import detect_format
 from jobs.forges.registry import forge as forge_named
-from jobs.model import TERMINAL_STATUSES, AgentResult, Conclusion, Finding, JobRecord, Step, now
+from jobs.model import TERMINAL_STATUSES, AgentResult, Conclusion, Finding, JobRecord, RunRequest, Step, now
 from jobs.reporting.base import Reporter
 from jobs.repo_config import CONFIG_PATHS, ConfigError, RepoConfig, parse_config
 from jobs.reporting.record import RecordReporter
@@ -160,10 +160,11 @@ def generated_files(directory: Path | None) -> dict[str, bytes]:
             for path in sorted(directory.rglob("*")) if path.is_file()}
 
 
-def agent_options(settings: Settings) -> AgentOptions:
+def agent_options(settings: Settings, request: RunRequest | None = None) -> AgentOptions:
     llm = LlmOptions(settings.llm_url, settings.llm_model, settings.llm_api_key) \
         if settings.llm_url and settings.llm_model else None
-    return AgentOptions(osv_url=settings.osv_url, llm=llm, denied_networks=settings.denied_networks)
+    return AgentOptions(osv_url=settings.osv_url, llm=llm, denied_networks=settings.denied_networks,
+                        testgen_target=request.target if request is not None else None)
 
 
 def policy_result(agent: str, record: JobRecord, config: RepoConfig) -> AgentResult | None:
@@ -276,7 +277,7 @@ class JobRun:
         await self.tracker.step("diff", 18)
         changed = await self._changed_lines(auth)
         workspace = Workspace(root=root, scratch=self._scratch(), head_sha=req.head_sha, base_sha=req.base_sha,
-                              changed_lines=changed, options=agent_options(self.services.settings),
+                              changed_lines=changed, options=agent_options(self.services.settings, req),
                               baseline=await self._baseline())
         await self._bring_inputs(workspace)
         await self.tracker.step("agents", 20)

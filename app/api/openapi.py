@@ -129,6 +129,10 @@ START = (400, 401, 403, 413, 415, 422, 429, 503)
 OPERATIONS: tuple[Operation, ...] = (
     Operation("post", "/test/execute", "Run the tests (and coverage) of a commit or branch", JobAccepted, 202,
               submit.TestExecute, START, (IDEMPOTENCY,), {"repo": "acme/widgets", "ref": "main", "coverage": True}),
+    Operation("post", "/test/generate", "Generate tests for a file or function, validated by running them",
+              JobAccepted, 202, submit.TestGenerate, START, (IDEMPOTENCY,),
+              {"repo": "acme/widgets", "ref": "main", "target": "src/widgets/pricing.py::discount",
+               "framework": "pytest", "test_type": "unit", "coverage_target": 80}),
     Operation("post", "/security/scan", "Scan a commit for secrets, insecure code and vulnerable dependencies",
               JobAccepted, 202, submit.SecurityScan, START, (IDEMPOTENCY,),
               {"repo": "acme/widgets", "sha": SHA, "scan_types": ["secrets", "sast"]}),
@@ -172,7 +176,8 @@ OPERATIONS: tuple[Operation, ...] = (
     Operation("post", "/fleet/status", "The same as GET", None, errors=(401, 403, 429), tags=("fleet",)),
 )
 
-STRUCTS = (Problem, JobAccepted, JobView, JobList, CancelAnswer, submit.TestExecute, submit.SecurityScan,
+STRUCTS = (Problem, JobAccepted, JobView, JobList, CancelAnswer, submit.TestExecute, submit.TestGenerate,
+           submit.SecurityScan,
            submit.PerformanceTest, submit.CoverageAnalyze, submit.GateRequest)
 
 

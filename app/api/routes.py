@@ -16,6 +16,7 @@ api_v1 = Mount("/api/v1", middleware=[Middleware(ApiMetrics), Middleware(RateLim
     Route("/jobs", jobs.list_jobs, methods=["GET"]),
     Route("/fleet/status", fleet.fleet_status, methods=["GET", "POST"]),
     Route("/test/execute", submit.test_execute, methods=["POST"]),
+    Route("/test/generate", submit.test_generate, methods=["POST"]),
     Route("/security/scan", submit.security_scan, methods=["POST"]),
     Route("/performance/test", submit.performance_test, methods=["POST"]),
     Route("/quality/gate", submit.quality_gate, methods=["POST"]),

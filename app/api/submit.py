@@ -40,6 +40,7 @@ from jobs.store import EnqueueOutcome, new_job_id
 from jobs.performance.config import PerformanceConfig
 from jobs.repo_config import TestsConfig
 from jobs.security.config import SecurityConfig
+from jobs.testgen.config import JS_FRAMEWORKS, Framework, TestGenerationConfig, TestType
 from jobs.settings import Settings
 
 SHA_RE = re.compile(r"^[0-9a-f]{40}$")
@@ -73,6 +74,20 @@ class SecurityScan(Target, kw_only=True, forbid_unknown_fields=True):
     fail_on: Literal["critical", "high", "medium", "low", "none"] | None = None
 
 
+class TestGenerate(Target, kw_only=True, forbid_unknown_fields=True):
+    """Tests for a file or one function (`target`), or for what changed since `base`."""
+
+    __test__ = False
+    target: str | None = None  # "src/shop/cart.py" or "src/shop/cart.py::total" (a method: "Cart.total")
+    base: str | None = None  # without a target: the functions changed since this commit or branch
+    framework: Framework = "pytest"
+    test_type: TestType = "unit"
+    coverage_target: float | None = None  # % of the targeted functions' lines the kept tests must run
+    max_functions: int | None = None
+    timeout: int | None = None  # seconds for the generation (default 180)
+    setup: list[str] | None = None  # commands that install the repository's dependencies (as `tests.setup`)
+
+
 class PerformanceTest(Target, kw_only=True, forbid_unknown_fields=True):
     target_url: str
     virtual_users: int | None = None
@@ -94,6 +109,32 @@ def tests_job(body: TestExecute) -> tuple[list[str], dict[str, dict[str, Any]]]:
     return (["tests", "coverage"] if body.coverage else ["tests"]), options
 
 
+MAX_TARGET_LENGTH = 300
+
+
+def checked_target(target: str | None, base: str | None) -> str | None:
+    if target is None:
+        if base is None:
+            raise ApiError(422, "invalid_request", "target: name a file or `path::function` (or give base: the "
+                                                   "functions changed since it get tests)")
+        return None
+    path = target.partition("::")[0]
+    if (not path or len(target) > MAX_TARGET_LENGTH or path.startswith("/") or ".." in path.split("/")
+            or any(ord(char) < 32 for char in target)):
+        raise ApiError(422, "invalid_request", f"target: a relative path in the repository, optionally with "
+                                               f"::function, at most {MAX_TARGET_LENGTH} characters")
+    return target
+
+
+def testgen_job(body: TestGenerate) -> tuple[list[str], dict[str, dict[str, Any]]]:
+    options = {"test_generation": _set({"enabled": True, "framework": body.framework, "test_type": body.test_type,
+                                        "coverage_target": body.coverage_target, "max_functions": body.max_functions,
+                                        "timeout": body.timeout})}
+    if body.setup is not None:
+        options["tests"] = {"setup": body.setup}
+    return ["tests", "test-generation"], options
+
+
 def security_job(body: SecurityScan) -> tuple[list[str], dict[str, dict[str, Any]]]:
     scanners = [{"sast": "sast", "secrets": "secrets", "dependencies": "dependencies"}[t] for t in body.scan_types]
     if not scanners:
@@ -109,7 +150,8 @@ def performance_job(body: PerformanceTest) -> tuple[list[str], dict[str, dict[st
 
 
 SECTIONS: dict[str, type[msgspec.Struct]] = {"tests": TestsConfig, "security": SecurityConfig,
-                                             "performance": PerformanceConfig, "coverage": CoverageConfig}
+                                             "performance": PerformanceConfig, "coverage": CoverageConfig,
+                                             "test_generation": TestGenerationConfig}
 
 
 def validated_options(options: dict[str, dict[str, Any]]) -> None:
@@ -237,9 +279,39 @@ def endpoint(kind: type[Any], build: Callable[[Any], tuple[list[str], dict[str, 
     return start_job
 
 
+def with_base(run: RunRequest, base: str | None) -> None:
+    """What changed is measured from `base` (a commit sha or a branch, at its merge base with the head)."""
+    if base is None:
+        return
+    if SHA_RE.match(base):
+        run.base_sha = base
+    elif REF_RE.match(base):
+        run.base_ref = base
+    else:
+        raise ApiError(422, "invalid_request", "base: a full commit sha or a branch name")
+
+
 test_execute = endpoint(TestExecute, tests_job, "test-execute")
 security_scan = endpoint(SecurityScan, security_job, "security-scan")
 performance_test = endpoint(PerformanceTest, performance_job, "performance-test")
+
+
+async def test_generate(request: Request) -> Response:
+    """POST /api/v1/test/generate: the tests agent (for the repository's environment), then test generation."""
+    principal = await require_scope(request, "jobs:write")
+    body = await _body(request, TestGenerate)
+    target = checked_target(body.target, body.base)
+    settings: Settings = request.app.state.settings
+    needs_llm = [why for why, needed in ((f"framework {body.framework}", body.framework in JS_FRAMEWORKS),
+                                         (f"test_type {body.test_type}", body.test_type != "unit")) if needed]
+    if needs_llm and not (settings.llm_url and settings.llm_model):
+        raise ApiError(422, "invalid_request", f"{' and '.join(needs_llm)}: written by the LLM backend, which this "
+                                               "AQE does not have (AQE_LLM_URL and AQE_LLM_MODEL are not set)")
+    agents, options = testgen_job(body)
+    run = run_request(body, agents, options, settings, "test-generate")
+    run.target = target
+    with_base(run, body.base)
+    return await accepted(request, principal, run, "test-generate")
 
 
 # ------------------------------------------------------------------------------------ the gate
@@ -404,12 +476,6 @@ async def coverage_analyze(request: Request) -> Response:
         inputs = {"coverage.xml": f"aqe:job:{record.id}:artifact:coverage.xml"}
     settings: Settings = request.app.state.settings
     run = run_request(body, ["coverage"], coverage_options(body), settings, "coverage-analyze")
-    if body.base is not None:
-        if SHA_RE.match(body.base):
-            run.base_sha = body.base
-        elif REF_RE.match(body.base):
-            run.base_ref = body.base
-        else:
-            raise ApiError(422, "invalid_request", "base: a full commit sha or a branch name")
+    with_base(run, body.base)
     run.inputs = inputs
     return await accepted(request, principal, run, "coverage-analyze")

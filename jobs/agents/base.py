@@ -34,6 +34,7 @@ class AgentOptions:
     osv_url: str = "https://api.osv.dev"  # `AQE_OSV_URL`: base of the OSV API (`/v1/querybatch`, `/v1/vulns/{id}`)
     llm: LlmOptions | None = None  # test generation's optional LLM backend
     performance_target: str | None = None  # a target URL given by an API request; wins over `.aqe.yml`
+    testgen_target: str | None = None  # a file or `path::function` an API request wants tests for
     http_timeout_s: float = 10.0  # for calls agents make to outside services (OSV, LLM)
     denied_networks: tuple[Network, ...] = ()  # `AQE_DENY_NETWORKS`: never a load-test target
 

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import ast
 import asyncio
+import json
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -62,7 +63,8 @@ from jobs.testgen.runner import (
     run_js_test,
     run_pytest,
 )
-from jobs.testgen.targets import Skipped, Target, TargetSelection, select_targets
+from jobs.testgen.coverage import coverage_argv, json_argv, percent, targets_coverage
+from jobs.testgen.targets import Skipped, Target, TargetSelection, select_targets, target_lines
 from jobs.testgen.validate import (
     base_name,
     collection_errors,
@@ -195,14 +197,16 @@ async def ask_llm(gen: Generation, llm: LlmOptions, requests: list[Request]) -> 
     return sorted(answers, key=lambda pair: requests.index(pair[0]))
 
 
-def python_llm_request(target: Target) -> Request:
+def python_llm_request(target: Target, test_type: str = "unit") -> Request:
     slug = f"{target.module}_{target.qualname}".replace(".", "_")
-    return Request(target, "pytest", f"tests/generated/test_{slug}_llm.py")
+    kind = "" if test_type == "unit" else f"_{test_type}"
+    return Request(target, "pytest", f"tests/generated/test_{slug}{kind}_llm.py", test_type)
 
 
-def js_llm_request(target: Target, framework: Framework) -> Request:
+def js_llm_request(target: Target, framework: Framework, test_type: str = "unit") -> Request:
     stem, _, suffix = target.path.rpartition(".")
-    return Request(target, framework, f"{stem}{JS_TEST_SUFFIX}.{suffix}")
+    kind = "" if test_type == "unit" else f".{test_type}"
+    return Request(target, framework, f"{stem}{kind}{JS_TEST_SUFFIX}.{suffix}", test_type)
 
 
 def accept_python_code(gen: Generation, request: Request, code: str) -> None:
@@ -359,6 +363,28 @@ def _repo_path(gen: Generation, file_name: str) -> str:
     return next(f.repo_path for f in gen.llm_files if f.stem == stem)
 
 
+async def kept_tests_coverage(gen: Generation, sandbox: PythonSandbox) -> float | None:
+    """Line coverage of the targeted Python functions when the kept tests (as offered) run under coverage.py."""
+    final = gen.base / "final"
+    files = sorted(path.name for path in final.glob("*.py") if path.name != "conftest.py")
+    targets = gen.report.python.targets
+    if not files or not targets or gen.deadline.remaining() <= 1:
+        return None
+    root = gen.workspace.root
+    data, out = final / ".coverage-kept", final / "coverage-kept.json"
+    include = sorted({root / t.path for t in targets})
+    run = await sandbox.run(coverage_argv(sandbox.python, data, include, files), final, gen.deadline.remaining())
+    if run.timed_out:
+        gen.report.notes.append("The coverage of the kept tests could not be measured in the agent's time.")
+        return None
+    done = await sandbox.run(json_argv(sandbox.python, data, out), final, max(gen.deadline.remaining(), 5))
+    if done.returncode != 0 or not out.is_file():
+        gen.report.notes.append(f"The coverage of the kept tests could not be read: {output_tail(done.output)}")
+        return None
+    report = await asyncio.to_thread(lambda: json.loads(out.read_text(encoding="utf-8")))
+    return percent(*targets_coverage(report, root, targets))
+
+
 async def validate_js(gen: Generation, written: list[tuple[Request, str]]) -> dict[str, str]:
     """Run each LLM-written JavaScript test with the repository's runner; the kept files by repo path."""
     framework = gen.config.framework
@@ -409,15 +435,23 @@ class TestGenerationAgent:
             return AgentResult(agent=self.name, conclusion="skipped", title="Test generation is disabled",
                                summary="`test_generation.enabled` is false in `.aqe.yml`.")  # fmt: skip
         await progress(0.05, "Finding changed functions without tests")
-        python = await asyncio.to_thread(select_targets, workspace.root, workspace.changed_lines, cfg, "python")
+        lines, named = workspace.changed_lines, workspace.options.testgen_target
+        if named is not None:
+            found = await asyncio.to_thread(target_lines, workspace.root, named)
+            if isinstance(found, str):
+                return AgentResult(agent=self.name, conclusion="failure", title="The target names no function",
+                                   summary=f"The request asked for tests of `{head_text(named, 200)}`: {found}.",
+                                   duration_s=round(time.monotonic() - started, 3))  # fmt: skip
+            lines = found
+        python = await asyncio.to_thread(select_targets, workspace.root, lines, cfg, "python", named=bool(named))
         javascript = TargetSelection()
         if cfg.uses_js:
-            javascript = await asyncio.to_thread(select_targets, workspace.root, workspace.changed_lines, cfg,
-                                                 "javascript")  # fmt: skip
+            javascript = await asyncio.to_thread(select_targets, workspace.root, lines, cfg, "javascript",
+                                                 named=bool(named))  # fmt: skip
         llm = workspace.options.llm if cfg.wants_llm() else None
         if not python.targets and not (javascript.targets and llm):
             return self._nothing_to_do(python, javascript, cfg, workspace, started)
-        report = Report(python, javascript, fail_on_bugs=cfg.fail_on_bugs)
+        report = Report(python, javascript, fail_on_bugs=cfg.fail_on_bugs, coverage_target=cfg.coverage_target)
         gen = Generation(workspace, cfg, Deadline(cfg.timeout), report, workspace.scratch / "testgen")
         gen.base.mkdir(parents=True, exist_ok=True)
         if javascript.targets and llm is None:  # only an LLM writes JavaScript tests
@@ -442,22 +476,32 @@ class TestGenerationAgent:
         python_targets = gen.report.python.targets
         untested: list[Target] = []
         sandbox: PythonSandbox | None = None
+        test_type = gen.config.test_type
         if python_targets:
             await progress(0.1, "Preparing the Python environment")
             roots = sorted({gen.workspace.root / t.import_root for t in python_targets})
             sandbox = await python_sandbox(gen.workspace.artifacts.get("venv"), gen.dirs, roots)
-            await progress(0.2, f"Writing property tests for {len(python_targets)} functions")
-            answers = await ghostwrite(gen, sandbox, python_targets)
-            untested = collect_property_tests(gen, python_targets, answers)
-        if llm is not None and gen.config.llm and untested:
+            if test_type == "unit":
+                await progress(0.2, f"Writing property tests for {len(python_targets)} functions")
+                answers = await ghostwrite(gen, sandbox, python_targets)
+                untested = collect_property_tests(gen, python_targets, answers)
+            else:  # integration, e2e, api, performance tests: only the LLM writes them
+                untested = list(python_targets)
+        if llm is not None and (gen.config.llm or test_type != "unit") and untested:
             await progress(0.35, "Asking the LLM for tests")
-            for request, code in await ask_llm(gen, llm, [python_llm_request(t) for t in untested]):
+            for request, code in await ask_llm(gen, llm, [python_llm_request(t, test_type) for t in untested]):
                 accept_python_code(gen, request, code)
+        elif llm is None and test_type != "unit" and untested:
+            gen.report.notes.append(f"{test_type} tests are written by the LLM backend, and this AQE has none "
+                                    "(`AQE_LLM_URL`, `AQE_LLM_MODEL`).")
         if sandbox is not None and (gen.modules or gen.llm_files):
             offered |= await validate_python(gen, sandbox, progress)
+            if offered and (gen.config.coverage_target is not None or gen.workspace.options.testgen_target):
+                await progress(0.85, "Measuring the coverage of the kept tests")
+                gen.report.coverage = await kept_tests_coverage(gen, sandbox)
         if llm is not None and gen.report.javascript.targets:
             await progress(0.8, "Asking the LLM for JavaScript tests")
-            requests = [js_llm_request(t, gen.config.framework) for t in gen.report.javascript.targets]
+            requests = [js_llm_request(t, gen.config.framework, test_type) for t in gen.report.javascript.targets]
             offered |= await validate_js(gen, await ask_llm(gen, llm, requests))
         return offered
 

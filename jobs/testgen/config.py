@@ -8,6 +8,9 @@ test_generation:
   max_examples: 50       # hypothesis examples per generated property test (`@settings(max_examples=...)`)
   llm: false             # true: the LLM backend (AQE_LLM_URL) also writes pytest tests for Python functions
   framework: pytest      # pytest | jest | vitest | mocha: what the LLM backend writes
+  test_type: unit        # unit (the ghostwriter, and the LLM with `llm`) | integration | e2e | api | performance
+                         # (written by the LLM backend)
+  coverage_target: null  # a line coverage (%) the kept tests must reach on the targeted functions
   exclude: ["scripts/**"]   # replaces the default list (tests and vendored code, as `quality.exclude`)
   fail_on_bugs: false    # true: a likely bug found by a generated test fails the check
 ```
@@ -28,6 +31,7 @@ import msgspec
 from jobs.quality.config import DEFAULT_EXCLUDE, exclude_matcher
 
 Framework = Literal["pytest", "jest", "vitest", "mocha"]
+TestType = Literal["unit", "integration", "e2e", "api", "performance"]
 FRAMEWORKS: tuple[Framework, ...] = ("pytest", "jest", "vitest", "mocha")
 JS_FRAMEWORKS: tuple[Framework, ...] = ("jest", "vitest", "mocha")
 
@@ -43,6 +47,10 @@ class TestGenerationConfig(msgspec.Struct, kw_only=True, forbid_unknown_fields=T
       test (no type hints, methods of classes it cannot build...).
     - `framework`: the test framework the LLM backend writes for; jest, vitest and mocha target the changed
       JavaScript/TypeScript functions (and need an LLM backend).
+    - `test_type`: `unit` tests come from the ghostwriter (and the LLM with `llm`); the other kinds are written
+      by the LLM backend, asked for that kind of test.
+    - `coverage_target`: the kept tests are run under coverage; below this line coverage of the targeted
+      functions (in %) the check fails.
     - `exclude`: path globs never targeted (syntax of `quality.exclude`; default: tests, vendored, generated).
     - `fail_on_bugs`: a likely bug (a generated test that fails, with hypothesis' falsifying example) fails
       the check instead of leaving it neutral.
@@ -56,6 +64,8 @@ class TestGenerationConfig(msgspec.Struct, kw_only=True, forbid_unknown_fields=T
     max_examples: int = 50
     llm: bool = False
     framework: Framework = "pytest"
+    test_type: TestType = "unit"
+    coverage_target: float | None = None
     exclude: list[str] = msgspec.field(default_factory=lambda: list(DEFAULT_EXCLUDE))
     fail_on_bugs: bool = False
 
@@ -66,6 +76,8 @@ class TestGenerationConfig(msgspec.Struct, kw_only=True, forbid_unknown_fields=T
             raise ValueError("must be between 10 and 3600 seconds (at `$.test_generation.timeout`)")
         if not 1 <= self.max_examples <= 10_000:
             raise ValueError("must be between 1 and 10000 (at `$.test_generation.max_examples`)")
+        if self.coverage_target is not None and not 0.0 <= self.coverage_target <= 100.0:
+            raise ValueError("must be between 0 and 100 (at `$.test_generation.coverage_target`)")
         if any(not glob.strip() for glob in self.exclude):
             raise ValueError("must not contain an empty string (at `$.test_generation.exclude`)")
 
@@ -75,7 +87,7 @@ class TestGenerationConfig(msgspec.Struct, kw_only=True, forbid_unknown_fields=T
 
     def wants_llm(self) -> bool:
         """Whether the LLM backend, when the worker has one, is asked for tests."""
-        return self.llm or self.uses_js
+        return self.llm or self.uses_js or self.test_type != "unit"
 
     def is_excluded(self, path: str) -> bool:
         matcher = exclude_matcher(tuple(self.exclude))

@@ -57,6 +57,20 @@ class Request:
     target: Target
     framework: Framework
     test_path: str  # where the test file will live in the repository
+    test_type: str = "unit"
+
+
+TEST_TYPES = {  # what each kind of test asks of the model
+    "unit": "",
+    "integration": ("Write integration tests: exercise it together with the real modules of the repository it "
+                    "uses (no mocks of the repository's own code); fake only what leaves the process."),
+    "e2e": ("Write end-to-end tests: drive it the way a user of the project would, through its public entry "
+            "point, and check the observable result."),
+    "api": ("Write API tests: call it through its public interface as a client would, covering valid input, "
+            "invalid input and the errors it reports."),
+    "performance": ("Write performance tests: check that it handles large inputs within generous time budgets "
+                    "(measure with a monotonic clock; budgets at least 10 times what it needs here)."),
+}
 
 
 def import_hint(request: Request) -> str:
@@ -88,12 +102,14 @@ def messages_for(request: Request) -> list[dict[str, str]]:
     target = request.target
     language = "python" if target.language == "python" else "javascript"
     source = target.source[:MAX_SOURCE_CHARS]
+    kind = "" if request.test_type == "unit" else f"{request.test_type} "
     user = (
-        f"Write {request.framework} tests for `{target.qualname}`, defined in `{target.path}`:\n\n"
+        f"Write {request.framework} {kind}tests for `{target.qualname}`, defined in `{target.path}`:\n\n"
         f"```{language}\n{source}\n```\n\n"
         f"{import_hint(request)} {FRAMEWORK_RULES[request.framework]} The tests must pass against this "
         "implementation: test what it does, including the edge cases it handles, and nothing it does not do. "
         "No network access, no sleeping, no files outside a temporary directory."
+        + (f" {TEST_TYPES[request.test_type]}" if TEST_TYPES.get(request.test_type) else "")
     )
     return [{"role": "system", "content": SYSTEM_PROMPT}, {"role": "user", "content": user}]
 

@@ -42,6 +42,11 @@ class Report:
     files: list[str] = field(default_factory=list)  # offered, repository paths
     notes: list[str] = field(default_factory=list)
     fail_on_bugs: bool = False
+    coverage_target: float | None = None  # `test_generation.coverage_target`
+    coverage: float | None = None  # line coverage of the targeted Python functions by the kept tests, measured
+
+    def below_coverage_target(self) -> bool:
+        return self.coverage_target is not None and (self.coverage or 0.0) < self.coverage_target
 
     @property
     def targets(self) -> list[Target]:
@@ -122,10 +127,23 @@ def metrics(report: Report) -> dict[str, float | int | str]:
         "likely_bugs": len(report.bug_targets()),
         "tests_dropped": report.count("dropped"),
         "tests_not_validated": report.count("not-validated"),
+        **({"target_coverage": report.coverage} if report.coverage is not None else {}),
+        **({"coverage_target": report.coverage_target} if report.coverage_target is not None else {}),
     }
 
 
+def coverage_section(report: Report) -> str:
+    if report.coverage is None and report.coverage_target is None:
+        return ""
+    measured = "not measured (no Python test was kept)" if report.coverage is None else f"{report.coverage:.1f} %"
+    target = f" (target {report.coverage_target:g} %{': not reached' if report.below_coverage_target() else ''})" \
+        if report.coverage_target is not None else ""
+    return f"**Line coverage of the targeted functions by the kept tests:** {measured}{target}"
+
+
 def conclusion(report: Report) -> Conclusion:
+    if report.below_coverage_target():
+        return "failure"
     if report.bug_targets():
         return "failure" if report.fail_on_bugs else "neutral"
     return "success" if report.count("kept") else "neutral"
@@ -134,6 +152,8 @@ def conclusion(report: Report) -> Conclusion:
 def title(report: Report) -> str:
     kept, functions, bugs = report.count("kept"), len(report.kept_targets()), len(report.bug_targets())
     generated = f"generated {plural(kept, 'test')} for {plural(functions, 'changed function')}"
+    if report.coverage is not None:
+        generated += f", covering {report.coverage:.1f} % of their lines"
     if bugs:
         return f"{plural(bugs, 'likely bug')} found; {generated}"
     if kept:
@@ -225,6 +245,7 @@ def skipped_section(selections: Iterable[TargetSelection]) -> str:
 def summary(report: Report) -> str:
     parts = [
         targets_table(report),
+        coverage_section(report),
         bugs_section(report),
         files_section(report),
         dropped_section(report),

@@ -294,14 +294,16 @@ def most_changed_first(targets: list[Target]) -> list[Target]:
 
 
 def select_targets(
-    root: Path, changed_lines: Mapping[str, set[int]] | None, config: TestGenerationConfig, language: Language
+    root: Path, changed_lines: Mapping[str, set[int]] | None, config: TestGenerationConfig, language: Language,
+    *, named: bool = False,
 ) -> TargetSelection:
-    """The functions to generate tests for, in `language` (blocking: reads the work tree)."""
+    """The functions to generate tests for, in `language` (blocking: reads the work tree). `named`: the lines
+    are what a request named (`target_lines`), so functions are targeted even when a test mentions them."""
     all_files = repository_files(root)
     candidates = sorted(changed_lines) if changed_lines is not None else all_files
     sources = [p for p in candidates if language_of(p) == language and not config.is_excluded(p)
                and not is_test_file(p)]  # fmt: skip
-    tested = tested_names(root, all_files)
+    tested = set() if named else tested_names(root, all_files)
     selection = TargetSelection()
     found: list[Target] = []
     for path in sources:

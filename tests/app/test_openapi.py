@@ -58,7 +58,7 @@ def test_every_answer_matches_the_contract(server: str, api_key: str) -> None:
     """Every operation, 25 generated requests each (valid and invalid bodies, odd parameters)."""
     api = schemathesis.openapi.from_url(f"{server}/openapi.json")
     operations = [result.ok() for result in api.get_all_operations()]
-    assert len(operations) == 11
+    assert len(operations) == 12
     for operation in operations:
 
         @given(case=operation.as_strategy())

@@ -254,3 +254,38 @@ def test_a_public_repository_by_url_is_analysed_without_the_github_app(stack: St
     assert "ghs_secret" not in refused.text
     local = _post(stack, "/security/scan", {"repo": "file:///etc", "ref": "main"}, headers)
     assert local.status_code == 422 and "https://" in local.json()["detail"]
+
+
+def test_test_generate_for_one_function_keeps_tests_and_measures_their_coverage(stack: Stack) -> None:
+    base, head = plant(stack, "test_generation:\n  max_examples: 20\n")
+    headers = _key(stack)
+    answer = _post(stack, "/test/generate", {"repo": REPO, "sha": head, "target": "shop/pricing.py::apply_coupon",
+                                             "coverage_target": 30}, headers)
+    assert answer.status_code == 202, answer.text
+    record = _finished(stack, answer.json()["job_id"], headers, timeout=240)
+    assert [a["agent"] for a in record["result"]["agents"]] == ["tests", "test-generation"]
+    generated = _agent(record, "test-generation")
+    metrics = generated["metrics"]
+    assert metrics["functions_targeted"] == 1 and metrics["tests_kept"] >= 1, generated["summary"]
+    assert 30 <= metrics["target_coverage"] <= 100 and metrics["coverage_target"] == 30
+    assert generated["conclusion"] == "success" and "covering" in generated["title"]
+    assert "Line coverage of the targeted functions by the kept tests:" in generated["summary"]
+    assert "generated-tests.patch" in record["artifacts"]
+    patch = redis_sync.Redis.from_url(stack.redis_url).get(f"aqe:job:{record['id']}:artifact:generated-tests.patch")
+    assert patch is not None and b"apply_coupon" in patch
+
+    missing = _post(stack, "/test/generate", {"repo": REPO, "sha": head, "target": "shop/pricing.py::nope"}, headers)
+    failed = _agent(_finished(stack, missing.json()["job_id"], headers, timeout=240), "test-generation")
+    assert failed["conclusion"] == "failure" and "has no public function `nope`" in failed["summary"]
+
+
+def test_test_generate_refuses_what_it_cannot_do_with_the_field_named(stack: Stack) -> None:
+    headers, sha = _key(stack), stack.repo.main_sha
+    for body, named in [({"repo": REPO, "sha": sha}, "target:"),
+                        ({"repo": REPO, "sha": sha, "target": "../etc/passwd"}, "target:"),
+                        ({"repo": REPO, "sha": sha, "target": "a.py", "framework": "jest"}, "framework jest"),
+                        ({"repo": REPO, "sha": sha, "target": "a.py", "test_type": "e2e"}, "test_type e2e"),
+                        ({"repo": REPO, "sha": sha, "target": "a.py", "test_type": "smoke"}, "test_type"),
+                        ({"repo": REPO, "sha": sha, "target": "a.py", "coverage_target": 120}, "coverage_target")]:
+        refused = _post(stack, "/test/generate", body, headers)
+        assert refused.status_code == 422 and named in refused.json()["detail"], (body, refused.text)

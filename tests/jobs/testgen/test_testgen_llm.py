@@ -14,6 +14,7 @@ from jobs.testgen.llm import (
     Request,
     answer_code,
     first_code_block,
+    TEST_TYPES,
     messages_for,
     relative_import,
     shown_url,
@@ -140,3 +141,12 @@ async def test_an_unreachable_server() -> None:
         with pytest.raises(LlmError, match="cannot reach the LLM API at http://127.0.0.1") as caught:
             await client.ask([{"role": "user", "content": "x"}])
     assert caught.value.fatal
+
+
+@pytest.mark.parametrize("test_type", ["integration", "e2e", "api", "performance"])
+def test_the_prompt_asks_for_the_kind_of_test(test_type: str) -> None:
+    [_, user] = messages_for(Request(target(), "pytest", f"tests/generated/test_calc_add_{test_type}_llm.py", test_type))
+    assert f"Write pytest {test_type} tests for `add`" in user["content"]
+    assert TEST_TYPES[test_type] in user["content"]
+    [_, unit] = messages_for(Request(target(), "pytest", "tests/generated/test_calc_add_llm.py"))
+    assert "Write pytest tests for `add`" in unit["content"] and TEST_TYPES[test_type] not in unit["content"]
