@@ -23,7 +23,7 @@ import ast
 import asyncio
 import json
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -33,6 +33,7 @@ from jobs.agents.base import LlmOptions, Progress, Workspace
 from jobs.agents.tests import JobDirs, output_tail
 from jobs.junit import TestCase, head_text
 from jobs.model import AgentResult
+from jobs.security.secrets import scan_secrets
 from jobs.testgen import report as reporting
 from jobs.testgen.artifact import PatchError, make_patch, write_files
 from jobs.testgen.config import Framework, TestGenerationConfig, as_testgen_config
@@ -168,6 +169,14 @@ def collect_property_tests(gen: Generation, targets: list[Target], answers: dict
 LLM_MIN_TIME_S = 10.0
 
 
+def secret_lines(root: Path, paths: set[str]) -> dict[str, frozenset[int]]:
+    """The lines of each file that hold a secret (detect-secrets, as `aqe/security`): kept out of LLM prompts."""
+    found: dict[str, set[int]] = {}
+    for hit in scan_secrets(root, sorted(paths)):
+        found.setdefault(hit.path, set()).add(hit.line)
+    return {path: frozenset(lines) for path, lines in found.items()}
+
+
 async def ask_llm(gen: Generation, llm: LlmOptions, requests: list[Request]) -> list[tuple[Request, str]]:
     """The code the LLM wrote for each request; failures become dropped outcomes, a fatal one stops the rest."""
     answers: list[tuple[Request, str]] = []
@@ -175,6 +184,7 @@ async def ask_llm(gen: Generation, llm: LlmOptions, requests: list[Request]) -> 
     limit = asyncio.Semaphore(LLM_CONCURRENCY)
     # a completion may take long, but never past the agent's own deadline; less than this left is not worth asking
     timeout = min(llm.timeout_s, max(LLM_MIN_TIME_S, gen.deadline.remaining() / 2))
+    secrets = await asyncio.to_thread(secret_lines, gen.workspace.root, {r.target.path for r in requests})
 
     async def one(client: LlmClient, request: Request) -> None:
         async with limit:
@@ -183,7 +193,8 @@ async def ask_llm(gen: Generation, llm: LlmOptions, requests: list[Request]) -> 
                 gen.drop(request.target, "llm", request.test_path, reason)
                 return
             try:
-                answers.append((request, await client.ask(messages_for(request))))
+                prompt = replace(request, secret_lines=secrets.get(request.target.path, frozenset()))
+                answers.append((request, await client.ask(messages_for(prompt))))
             except LlmError as exc:
                 if exc.fatal and not fatal:
                     fatal.append(str(exc))

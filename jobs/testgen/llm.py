@@ -58,6 +58,18 @@ class Request:
     framework: Framework
     test_path: str  # where the test file will live in the repository
     test_type: str = "unit"
+    secret_lines: frozenset[int] = frozenset()  # lines of the file holding a secret: never sent to the LLM
+
+
+def without_secret_lines(source: str, first_line: int, secret_lines: frozenset[int]) -> str:
+    """`source` (starting at line `first_line` of its file) with every line that holds a secret replaced."""
+    if not secret_lines:
+        return source
+    out = []
+    for number, line in enumerate(source.splitlines(), first_line):
+        indent = line[: len(line) - len(line.lstrip())]
+        out.append(f"{indent}...  # this line holds a secret: it is not sent" if number in secret_lines else line)
+    return "\n".join(out)
 
 
 TEST_TYPES = {  # what each kind of test asks of the model
@@ -101,7 +113,7 @@ def relative_import(test_path: str, source_path: str) -> str:
 def messages_for(request: Request) -> list[dict[str, str]]:
     target = request.target
     language = "python" if target.language == "python" else "javascript"
-    source = target.source[:MAX_SOURCE_CHARS]
+    source = without_secret_lines(target.source, target.span.start_line, request.secret_lines)[:MAX_SOURCE_CHARS]
     kind = "" if request.test_type == "unit" else f"{request.test_type} "
     user = (
         f"Write {request.framework} {kind}tests for `{target.qualname}`, defined in `{target.path}`:\n\n"
@@ -228,21 +240,34 @@ class LlmClient:
         body = request_body(self.options.model, messages)
         for attempt in (1, 2):
             try:
-                response = await self.client.post(self.endpoint, json=body, headers=headers, timeout=self.timeout_s)
+                status, reply_headers, content = await self._post(body, headers)
             except httpx.TimeoutException:
                 raise LlmError(f"the LLM API at {shown} did not answer within {self.timeout_s:g} s") from None
             except httpx.HTTPError as exc:
                 raise LlmError(f"cannot reach the LLM API at {shown}: {type(exc).__name__}", fatal=True) from None
-            if response.status_code in RETRY_STATUSES and attempt == 1:
-                await asyncio.sleep(retry_after_s(response.headers))
+            if status in RETRY_STATUSES and attempt == 1:
+                await asyncio.sleep(retry_after_s(reply_headers))
                 continue
-            if response.status_code != 200:
-                raise status_error(response.status_code, response.content, shown)
-            if len(response.content) > MAX_REPLY_BYTES:
+            if status != 200:
+                raise status_error(status, content or b"", shown)
+            if content is None:
                 raise LlmError(f"the LLM API's answer is larger than {MAX_REPLY_BYTES // 1024} KiB")
             try:
-                return response.json()
+                return json.loads(content)
             except ValueError:
                 raise LlmError(f"the LLM API at {shown} answered something that is not JSON "
-                               f"({response.headers.get('content-type', 'no content type')})") from None  # fmt: skip
+                               f"({reply_headers.get('content-type', 'no content type')})") from None  # fmt: skip
         raise LlmError("unreachable")  # pragma: no cover
+
+    async def _post(self, body: dict[str, Any], headers: dict[str, str]) -> tuple[int, httpx.Headers, bytes | None]:
+        """Status, headers and body; the body is read as it streams in and given up (None) past MAX_REPLY_BYTES,
+        so a huge or endless answer never sits whole in the worker's memory."""
+        async with self.client.stream("POST", self.endpoint, json=body, headers=headers,
+                                      timeout=self.timeout_s) as response:
+            chunks, size = [], 0
+            async for chunk in response.aiter_bytes():
+                size += len(chunk)
+                if size > MAX_REPLY_BYTES:
+                    return response.status_code, response.headers, None
+                chunks.append(chunk)
+            return response.status_code, response.headers, b"".join(chunks)

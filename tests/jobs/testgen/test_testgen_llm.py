@@ -150,3 +150,27 @@ def test_the_prompt_asks_for_the_kind_of_test(test_type: str) -> None:
     assert TEST_TYPES[test_type] in user["content"]
     [_, unit] = messages_for(Request(target(), "pytest", "tests/generated/test_calc_add_llm.py"))
     assert "Write pytest tests for `add`" in unit["content"] and TEST_TYPES[test_type] not in unit["content"]
+
+
+async def test_an_answer_over_the_size_limit_is_refused(fake: FakeLLM) -> None:
+    from jobs.testgen.llm import MAX_REPLY_BYTES
+
+    fake.reply = fenced("x = 1\n" * (MAX_REPLY_BYTES // 6 + 10))  # read as it streams in, given up past the limit
+    with pytest.raises(LlmError, match="larger than 1024 KiB"):
+        await ask(fake)
+
+
+def test_lines_holding_a_secret_never_reach_the_prompt(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    from jobs.agents.testgen import secret_lines
+    from jobs.testgen.targets import select_targets
+    from jobs.testgen.config import TestGenerationConfig
+
+    token = "ghp_" + "a1B2c3D4e5F6g7H8i9J0k1L2m3N4o5P6q7R8"  # a GitHub token's shape
+    (tmp_path / "client.py").write_text(f'def call(path: str) -> str:\n    token = "{token}"\n'
+                                        '    return path + token[:0]\n')
+    [found] = select_targets(tmp_path, {"client.py": {1, 2, 3}}, TestGenerationConfig(), "python").targets
+    hidden = secret_lines(tmp_path, {"client.py"})
+    assert hidden == {"client.py": frozenset({2})}
+    [_, user] = messages_for(Request(found, "pytest", "tests/test_client.py", secret_lines=hidden["client.py"]))
+    assert token not in user["content"] and "this line holds a secret" in user["content"]
+    assert "return path + token[:0]" in user["content"]  # the rest of the function is sent
