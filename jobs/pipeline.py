@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import shutil
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -20,8 +21,9 @@ from jobs import callbacks, checkout, fleet
 from jobs.checkout import Source
 from jobs.agents.base import AgentOptions, LlmOptions, Progress, Workspace
 from jobs.agents.registry import AGENTS
+from jobs.agents.tests import read_regular_file
 from jobs.coverage.diff import DiffError, changed_lines
-from jobs.coverage.reports import detect_format
+from jobs.coverage.reports import detect_format, parse_report
 from jobs.forges.registry import forge as forge_named
 from jobs.model import TERMINAL_STATUSES, AgentResult, Conclusion, Finding, JobRecord, RunRequest, Step, now
 from jobs.reporting.base import Reporter
@@ -153,11 +155,28 @@ def input_artifact_key(data: bytes, name: str) -> str:
 
 
 def generated_files(directory: Path | None) -> dict[str, bytes]:
-    """Repository path -> content of every file under the test-generation agent's output directory."""
-    if directory is None or not directory.is_dir():
+    """Repository path -> content of every regular file under the test-generation agent's output directory.
+    Symbolic links (to files or directories) are skipped, never followed."""
+    if directory is None or not directory.is_dir() or directory.is_symlink():
         return {}
-    return {path.relative_to(directory).as_posix(): path.read_bytes()
-            for path in sorted(directory.rglob("*")) if path.is_file()}
+    files: dict[str, bytes] = {}
+    for parent, _dirs, names in os.walk(directory):  # does not descend into linked directories
+        for name in names:
+            path = Path(parent) / name
+            try:
+                files[path.relative_to(directory).as_posix()] = read_regular_file(path, MAX_ARTIFACT_BYTES)
+            except OSError:  # a link, a FIFO, or gone
+                continue
+    return dict(sorted(files.items()))
+
+
+def artifact_bytes(name: str, path: Path) -> bytes:
+    """What a workspace artifact is kept with: a regular file (never through a link) of at most
+    MAX_ARTIFACT_BYTES, and for `coverage.xml` only a coverage report that parses (OSError, ValueError)."""
+    data = read_regular_file(path, MAX_ARTIFACT_BYTES)
+    if name == "coverage.xml":
+        parse_report(data, path.name)  # ReportError when it is anything else
+    return data
 
 
 def agent_options(settings: Settings, request: RunRequest | None = None) -> AgentOptions:
@@ -372,14 +391,21 @@ class JobRun:
     async def _keep_artifacts(self, workspace: Workspace) -> None:
         for key, name in KEPT_ARTIFACTS.items():
             path = workspace.artifacts.get(key)
-            if name in self.record.artifacts or path is None or not path.is_file():
+            if name in self.record.artifacts or path is None:
                 continue
-            if path.stat().st_size > MAX_ARTIFACT_BYTES:
-                log.warning("job %s: artifact %s is larger than %d bytes; not kept", self.record.id, name,
-                            MAX_ARTIFACT_BYTES)
+            try:
+                data = await asyncio.to_thread(artifact_bytes, name, path)
+            except (OSError, ValueError) as exc:
+                log.warning("job %s: artifact %s is not kept: %s", self.record.id, name, exc)
                 continue
-            await self.services.store.save_artifact(self.record.id, name, path.read_bytes())
-            self.record.artifacts.append(name)
+            if name in self.record.artifacts:  # kept meanwhile by an agent finishing alongside
+                continue
+            self.record.artifacts.append(name)  # claimed before the await: two agents cannot both add it
+            try:
+                await self.services.store.save_artifact(self.record.id, name, data)
+            except BaseException:
+                self.record.artifacts.remove(name)
+                raise
 
     async def _propose_tests(self, result: AgentResult, workspace: Workspace) -> AgentResult:
         """"/aqe generate-tests": the kept tests as a pull request into the PR's branch."""

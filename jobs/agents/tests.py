@@ -8,11 +8,13 @@ environment, so that nothing of the worker's (tokens, Redis URL) reaches the cod
 from __future__ import annotations
 
 import asyncio
+import errno
 import os
 import re
 import shlex
 import shutil
 import site
+import stat
 import sys
 import time
 from dataclasses import dataclass, replace
@@ -255,13 +257,49 @@ async def create_venv(dirs: JobDirs, env: dict[str, str], memory_mb: int) -> Non
 # -------------------------------------------------------------------------------------- reports
 
 
+class UnsafeFileError(OSError):
+    """A file that is not read: a symbolic link, not a regular file (FIFO, device...), or too large."""
+
+
+def read_regular_file(path: Path, max_bytes: int) -> bytes:
+    """The content of a regular file of at most `max_bytes`. The code under test can leave anything in
+    the reports directory (a link to `/proc/self/environ`, a FIFO): the last component is opened with
+    O_NOFOLLOW (O_NONBLOCK, so a FIFO does not block) and the *opened* file is checked with fstat, so
+    what is checked is what is read. UnsafeFileError for those, OSError when it cannot be opened."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            raise UnsafeFileError("a symbolic link, not followed") from None
+        raise
+    with os.fdopen(fd, "rb") as file:
+        info = os.fstat(file.fileno())
+        if not stat.S_ISREG(info.st_mode):
+            raise UnsafeFileError("not a regular file")
+        if info.st_size > max_bytes:
+            raise UnsafeFileError(f"larger than {max_bytes / (1024 * 1024):g} MiB")
+        data = file.read(max_bytes + 1)
+    if len(data) > max_bytes:  # it grew after fstat
+        raise UnsafeFileError(f"larger than {max_bytes / (1024 * 1024):g} MiB")
+    return data
+
+
+def write_new_file(path: Path, data: bytes) -> None:
+    """Replace `path` with a new file, never writing through a link planted there (O_EXCL|O_NOFOLLOW)."""
+    path.unlink(missing_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o644)
+    with os.fdopen(fd, "wb") as file:
+        file.write(data)
+
+
 def reports_matching(root: Path, globs: list[str]) -> list[Path]:
-    """Files matching the repository's globs, kept only when they resolve inside the work tree."""
+    """Regular files matching the globs, resolved, kept only when they resolve inside `root` (the work
+    tree, or the reports directory): a link pointing out of it is never a report."""
     root = root.resolve()
     found: list[Path] = []
     for pattern in globs:
         for path in _safe_glob(root, pattern):
-            if _inside(path, root) and path.is_file() and path not in found:
+            if _inside(path, root) and _is_regular(path) and path not in found:
                 found.append(path)
     return found
 
@@ -269,12 +307,19 @@ def reports_matching(root: Path, globs: list[str]) -> list[Path]:
 def _safe_glob(root: Path, pattern: str) -> list[Path]:
     try:
         return sorted(p.resolve() for p in root.glob(pattern))
-    except (ValueError, NotImplementedError, OSError):  # absolute or malformed patterns
+    except (ValueError, NotImplementedError, OSError, RuntimeError):  # absolute/malformed patterns, link loops
         return []
 
 
 def _inside(path: Path, root: Path) -> bool:
     return path == root or root in path.parents
+
+
+def _is_regular(path: Path) -> bool:
+    try:
+        return stat.S_ISREG(path.lstat().st_mode)
+    except OSError:
+        return False
 
 
 def junit_candidates(root: Path, config: TestsConfig, reports: Path) -> list[Path]:
@@ -285,9 +330,9 @@ def junit_candidates(root: Path, config: TestsConfig, reports: Path) -> list[Pat
 
 
 def coverage_candidates(root: Path, config: TestsConfig, reports: Path) -> list[Path]:
+    """`tests.coverage` globs (inside the work tree), then `coverage.xml` of the reports directory (inside it)."""
     found = reports_matching(root, config.coverage)
-    default = reports / "coverage.xml"
-    return found + ([default.resolve()] if default.is_file() and default.resolve() not in found else [])
+    return found + [p for p in reports_matching(reports, ["coverage.xml"]) if p not in found]
 
 
 def read_junit_files(paths: list[Path]) -> tuple[list[TestCase], list[Path], list[str]]:
@@ -308,17 +353,19 @@ def read_junit_files(paths: list[Path]) -> tuple[list[TestCase], list[Path], lis
 
 
 def _read_junit_file(path: Path) -> list[TestCase]:
-    if path.stat().st_size > MAX_REPORT_BYTES:
-        raise JUnitError(f"larger than {MAX_REPORT_BYTES // (1024 * 1024)} MiB")
-    return parse_junit(path.read_bytes())
+    return parse_junit(read_regular_file(path, MAX_REPORT_BYTES))
 
 
 def merged_junit(paths: list[Path], reports: Path) -> Path | None:
-    """The one JUnit file, or several wrapped into `<testsuites>` in the reports directory."""
+    """The one JUnit file, or several wrapped into `<testsuites>` in the reports directory (None when
+    they cannot be read again, e.g. replaced by a link since)."""
     if len(paths) <= 1:
         return paths[0] if paths else None
     merged = reports / "aqe-junit-merged.xml"
-    merged.write_bytes(merge_junit([path.read_bytes() for path in paths]))
+    try:
+        write_new_file(merged, merge_junit([read_regular_file(path, MAX_REPORT_BYTES) for path in paths]))
+    except OSError:
+        return None
     return merged
 
 

@@ -9,7 +9,6 @@ never a directory, so a `.bandit` file in the repository cannot change the setti
 
 from __future__ import annotations
 
-import re
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -26,9 +25,13 @@ BANDIT_MEMORY_MB = 2048
 BANDIT_FILES_PER_RUN = 2000  # keeps the argument list well under the kernel's limit
 PYTHON_SUFFIXES = (".py", ".pyw")
 BANDIT_SEVERITIES: dict[str, Severity] = {"HIGH": "high", "MEDIUM": "medium", "LOW": "low"}
-_QUOTED_VALUE = re.compile(r"""'[^']*'|"[^"]*\"""")
-# bandit quotes the string it found in these: a password must not reach a check run
-VALUE_QUOTING_TESTS = frozenset({"B105", "B106", "B107"})
+# bandit quotes the string it found in these ("Possible hardcoded password: '<value>'"), and the value
+# can hold quotes of its own: their text is replaced as a whole, no part of bandit's is kept
+VALUE_FREE_TEXTS = {
+    "B105": "Possible hardcoded password assigned to a variable; the value is not shown.",
+    "B106": "Possible hardcoded password passed as an argument; the value is not shown.",
+    "B107": "Possible hardcoded password as the default value of an argument; the value is not shown.",
+}
 
 
 class BanditError(Exception):
@@ -106,11 +109,8 @@ def bandit_issue(item: Any) -> Issue | None:
 
 
 def issue_text(test_id: str, text: str) -> str:
-    """bandit's text, without the quoted value for the hard-coded password tests."""
-    text = " ".join(text.split())
-    if test_id in VALUE_QUOTING_TESTS:
-        text = _QUOTED_VALUE.sub("(value not shown)", text)
-    return text
+    """bandit's text; a fixed one for the hard-coded password tests, whose text quotes the value."""
+    return VALUE_FREE_TEXTS.get(test_id) or " ".join(text.split())
 
 
 def _headline(text: str) -> str:

@@ -3,13 +3,15 @@
 It runs offline with the rule files shipped in `jobs/security/rules` only, `--metrics=off
 --disable-version-check`, in the sandbox with an environment built from nothing, over the files
 the agent gives it (tracked, not excluded). Rule ids come back prefixed with the rules directory
-(`work.aqe.jobs.security.rules.aqe.js.eval-dynamic`); they are reported as written in the rule files.
+(`work.aqe.jobs.security.rules.aqe.js.eval-dynamic`); they are reported as written in the rule files,
+with the message of the rule file: semgrep's copy has metavariables (`$X`) replaced with the matched code.
 """
 
 from __future__ import annotations
 
 import shutil
 import sys
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
@@ -59,12 +61,18 @@ def is_semgrep_target(path: str) -> bool:
 
 
 @lru_cache(maxsize=4)
-def shipped_rule_ids(rules_dir: Path = RULES_DIR) -> frozenset[str]:
-    ids: set[str] = set()
+def shipped_rules(rules_dir: Path = RULES_DIR) -> Mapping[str, str]:
+    """Rule id -> its message as written in the rule file (never with matched code in it)."""
+    rules: dict[str, str] = {}
     for rule_file in sorted(rules_dir.glob("*.yml")):
         document = yaml.safe_load(rule_file.read_text(encoding="utf-8")) or {}
-        ids.update(str(rule["id"]) for rule in document.get("rules", []))
-    return frozenset(ids)
+        rules.update((str(rule["id"]), " ".join(str(rule.get("message", "")).split()))
+                     for rule in document.get("rules", []))
+    return rules
+
+
+def shipped_rule_ids(rules_dir: Path = RULES_DIR) -> frozenset[str]:
+    return frozenset(shipped_rules(rules_dir))
 
 
 def semgrep_argv(semgrep: Path, rules_dir: Path, report: Path, paths: list[str]) -> list[str]:
@@ -74,7 +82,7 @@ def semgrep_argv(semgrep: Path, rules_dir: Path, report: Path, paths: list[str])
     ]  # fmt: skip
 
 
-def rule_id(check_id: str, known: frozenset[str]) -> str:
+def rule_id(check_id: str, known: Collection[str]) -> str:
     """The id as written in the rule file: semgrep prefixes it with the rules directory's path."""
     for rule in known:
         if check_id == rule or check_id.endswith("." + rule):
@@ -82,8 +90,8 @@ def rule_id(check_id: str, known: frozenset[str]) -> str:
     return check_id
 
 
-def parse_semgrep(text: str | bytes, known: frozenset[str]) -> SemgrepReport:
-    """semgrep's `--json` output as issues; SemgrepError when it is not one."""
+def parse_semgrep(text: str | bytes, rules: Mapping[str, str]) -> SemgrepReport:
+    """semgrep's `--json` output as issues (`rules`: `shipped_rules()`); SemgrepError when it is not one."""
     try:
         data = msgspec.json.decode(text)
     except msgspec.DecodeError as exc:
@@ -91,23 +99,24 @@ def parse_semgrep(text: str | bytes, known: frozenset[str]) -> SemgrepReport:
     if not isinstance(data, dict) or not isinstance(data.get("results"), list):
         raise SemgrepError("semgrep wrote a report without a `results` list")
     return SemgrepReport(
-        issues=unique(issue for item in data["results"] if (issue := semgrep_issue(item, known)) is not None),
+        issues=unique(issue for item in data["results"] if (issue := semgrep_issue(item, rules)) is not None),
         errors=[_semgrep_error(item) for item in data.get("errors", []) if isinstance(item, dict)],
     )
 
 
-def semgrep_issue(item: Any, known: frozenset[str]) -> Issue | None:
-    """One semgrep result; None when it lacks a place. The matched `lines` are never kept."""
+def semgrep_issue(item: Any, rules: Mapping[str, str]) -> Issue | None:
+    """One semgrep result; None when it lacks a place. The matched `lines` are never kept, nor semgrep's
+    message (a rule's `$X` in it is replaced with the matched code, a secret or all): the rule file's is."""
     if not isinstance(item, dict) or not isinstance(item.get("check_id"), str) or not isinstance(item.get("path"), str):
         return None
     start, end, extra = item.get("start"), item.get("end"), item.get("extra")
     if not isinstance(start, dict) or not isinstance(start.get("line"), int) or not isinstance(extra, dict):
         return None
-    rule = rule_id(item["check_id"], known)
+    rule = rule_id(item["check_id"], rules)
     line = start["line"]
     end_line = end["line"] if isinstance(end, dict) and isinstance(end.get("line"), int) else line
     severity = SEMGREP_SEVERITIES.get(str(extra.get("severity", "")).upper(), "medium")
-    message = " ".join(str(extra.get("message", "")).split())
+    message = rules.get(rule) or f"Matched by the semgrep rule {rule}."
     cwe = _cwe(extra.get("metadata"))
     return Issue(
         scanner="sast",
@@ -146,7 +155,7 @@ def _semgrep_error(item: dict[str, Any]) -> str:
 async def run_semgrep(semgrep: Path, root: Path, paths: list[str], scratch: Path,
                       rules_dir: Path = RULES_DIR) -> SemgrepReport:
     """semgrep with the shipped rules over `paths` (relative to `root`); SemgrepError when a run fails."""
-    report, known = SemgrepReport(files=len(paths)), shipped_rule_ids(rules_dir)
+    report, rules = SemgrepReport(files=len(paths)), shipped_rules(rules_dir)
     home = scratch / "semgrep-home"
     (home / "tmp").mkdir(parents=True, exist_ok=True)
     env = scrubbed_env(home, [semgrep.parent], {"SEMGREP_SEND_METRICS": "off", "SEMGREP_ENABLE_VERSION_CHECK": "0"})
@@ -159,7 +168,7 @@ async def run_semgrep(semgrep: Path, root: Path, paths: list[str], scratch: Path
             raise SemgrepError(f"semgrep did not finish within {SEMGREP_TIMEOUT_S:g} s")
         if not output.is_file():  # exit codes: 0 clean, 1 findings, 2+ errors that may still come with a report
             raise SemgrepError(f"semgrep exited with {result.returncode} without writing a report")
-        part = parse_semgrep(output.read_bytes(), known)
+        part = parse_semgrep(output.read_bytes(), rules)
         report.issues += part.issues
         report.errors += part.errors
     return report

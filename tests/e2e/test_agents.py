@@ -24,6 +24,8 @@ from tests.fakes.target import FakeTarget
 PLANTED = Path(__file__).parents[1] / "fixtures" / "planted"
 PR_NUMBER = 30
 AWS_KEY = "AKIAZ7Q4N2XK8VR3LM5T"  # made up, planted in shop/settings.py
+QUOTED_TOKEN = "aqe-plant-'Zq8wR'-7f3a9c2e41"  # made up, planted in shop/settings.py: quotes in the value
+PLANTED_SECRETS = (AWS_KEY, AWS_KEY[-10:], QUOTED_TOKEN, *QUOTED_TOKEN.split("'"))  # no part of them may show
 
 
 def _copy_tree(source: Path, dest: Path) -> None:
@@ -94,13 +96,13 @@ def _every_agent_finds_its_planted_issue(stack: Stack, target: FakeTarget) -> No
     assert verdicts["aqe/coverage"] == ("failure", "Patch 37.5 % · total 76.3 %")
     assert _annotations(runs["aqe/coverage"]) == [("shop/pricing.py", 11, 15, "warning", "Not covered by tests")]
 
-    assert verdicts["aqe/quality"] == ("failure", "1 function over CCN 15; 19.2 % duplication on new code")
+    assert verdicts["aqe/quality"] == ("failure", "1 function over CCN 15; 18.9 % duplication on new code")
     assert _annotations(runs["aqe/quality"]) == [
         ("shop/report.py", 1, 10, "warning", "Duplicated block (76 tokens)"),  # export.format_rows, names changed
         ("shop/rules.py", 1, 31, "warning", "Cyclomatic complexity 17 > 15"),
     ]
 
-    assert verdicts["aqe/security"] == ("failure", "5 new security issues (3 high, 1 medium, 1 low)")
+    assert verdicts["aqe/security"] == ("failure", "6 new security issues (3 high, 1 medium, 2 low)")
     assert _annotations(runs["aqe/security"]) == [
         ("requirements.txt", 3, 3, "failure", "GHSA-x84v-xcm2-53pg: requests 2.19.0 (fixed in 2.20.0)"),
         ("requirements.txt", 3, 3, "warning", "GHSA-j8r2-6x86-q33q: requests 2.19.0 (fixed in 2.31.0)"),
@@ -108,6 +110,8 @@ def _every_agent_finds_its_planted_issue(stack: Stack, target: FakeTarget) -> No
          "B404: Consider possible security implications associated with the subprocess module"),
         ("shop/backup.py", 5, 5, "failure", "B602: subprocess call with shell=True"),
         ("shop/settings.py", 2, 2, "failure", "AWS Access Key"),
+        ("shop/settings.py", 3, 3, "notice",
+         "B105: Possible hardcoded password assigned to a variable; the value is not shown"),
     ]
     assert [c.json["queries"] for c in stack.osv.calls_to("/v1/querybatch")] == [[
         {"package": {"name": "certifi", "ecosystem": "PyPI"}, "version": "2024.7.4"},
@@ -140,7 +144,7 @@ def _every_agent_finds_its_planted_issue(stack: Stack, target: FakeTarget) -> No
                 "| Coverage on new code | 37.5 % | ≥ 80.0 % | ❌ failed |",
                 "| New high/critical security issues | 3 | 0 | ❌ failed |",
                 "| Complexity of changed functions | max 17 (1 over) | CCN ≤ 15 | ❌ failed |",
-                "| Duplication on new code | 19.2 % | ≤ 3.0 % | ❌ failed |",
+                "| Duplication on new code | 18.9 % | ≤ 3.0 % | ❌ failed |",
                 "| Performance thresholds | p95 "):
         assert row in gate["output"]["summary"], gate["output"]["summary"]
 
@@ -163,11 +167,16 @@ def _every_agent_finds_its_planted_issue(stack: Stack, target: FakeTarget) -> No
                          cwd=stack.repo.path, capture_output=True, text=True, timeout=120)
     assert ran.returncode == 0 and "2 passed" in ran.stdout, ran.stdout + ran.stderr
 
-    # the planted key: found by type and place, its value nowhere
+    # the planted secrets: found by type and place, their values (or any part of them) nowhere, artifacts included
     record = redis_sync.Redis.from_url(stack.redis_url).get(f"aqe:job:{job_id}")
     log = (Path(stack.env["AQE_DATA_DIR"]).parent / "stack.log").read_text()
-    everything = json.dumps([stack.fake.check_runs, stack.fake.comments]) + record.decode() + log
-    assert AWS_KEY not in everything and AWS_KEY[-10:] not in everything
+    artifacts = [httpx.get(runs["aqe/tests"]["details_url"].replace("?", f"/artifacts/{name}?"), timeout=5)
+                 for name in json.loads(record)["artifacts"]]
+    assert [a.status_code for a in artifacts] == [200, 200]
+    everything = (json.dumps([stack.fake.check_runs, stack.fake.comments]) + record.decode() + log
+                  + "".join(a.content.decode(errors="replace") for a in artifacts))
+    for part in PLANTED_SECRETS:
+        assert part not in everything, part
 
 
 def test_pull_request_coverage_is_compared_with_the_base_branchs_last_push(stack: Stack) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
 import re
 import textwrap
@@ -13,9 +14,11 @@ import pytest
 from jobs.agents.base import Workspace
 from jobs.agents.tests import (
     TestsAgent,
+    UnsafeFileError,
     counts_title,
     fenced,
     is_python_repo,
+    read_regular_file,
     run_title,
 )
 from jobs.junit import JUnitSummary
@@ -452,3 +455,67 @@ def test_parallel_is_checked() -> None:
         parse_config("tests:\n  parallel: 0\n")
     with pytest.raises(ConfigError, match="put the option in the command"):
         parse_config("tests:\n  parallel: 2\n  command: make test\n")
+
+
+# ------------------------------------------------------------- links and FIFOs left by the code under test
+
+
+@pytest.mark.asyncio
+@pytest.mark.parametrize("outside", ["worker.env", "/proc/self/environ"])
+async def test_a_coverage_xml_linked_out_of_the_reports_dir_is_not_taken(
+    workspace: Workspace, tmp_path: Path, outside: str
+) -> None:
+    secret = tmp_path / "worker.env"
+    secret.write_text("GITHUB_APP_PRIVATE_KEY=aqe-worker-secret-5d1c\n")
+    target = secret if outside == "worker.env" else Path(outside)
+    command = f'ln -s {target} "$AQE_REPORTS_DIR/coverage.xml"'
+    result = await run_agent(workspace, TestsConfig(timeout=60, command=command))
+    assert result.conclusion == "success"
+    assert "coverage.cobertura" not in workspace.artifacts
+
+
+@pytest.mark.asyncio
+async def test_a_coverage_xml_linked_within_the_reports_dir_is_taken(workspace: Workspace) -> None:
+    command = ('echo \'<?xml version="1.0" ?><coverage version="1"></coverage>\' > "$AQE_REPORTS_DIR/cov.xml" && '
+               'ln -s cov.xml "$AQE_REPORTS_DIR/coverage.xml"')
+    await run_agent(workspace, TestsConfig(timeout=60, command=command))
+    assert workspace.artifacts["coverage.cobertura"].name == "cov.xml"
+
+
+@pytest.mark.asyncio
+async def test_a_link_where_the_merged_junit_goes_is_not_written_through(workspace: Workspace, tmp_path: Path) -> None:
+    victim = tmp_path / "worker-file.txt"
+    victim.write_text("the worker's\n")
+    one = '<testsuite name="a"><testcase classname="a" name="x"/></testsuite>'
+    two = '<testsuite name="b"><testcase classname="b" name="y"/></testsuite>'
+    make_repo(workspace.root, {"r/one.xml": one, "r/two.xml": two})
+    command = f'ln -s {victim} "$AQE_REPORTS_DIR/aqe-junit-merged.xml"'
+    result = await run_agent(workspace, TestsConfig(timeout=60, command=command, junit=["r/*.xml"]))
+    assert result.title == "2 passed"
+    assert victim.read_text() == "the worker's\n"
+    merged = workspace.artifacts["junit"]
+    assert merged.name == "aqe-junit-merged.xml" and not merged.is_symlink() and 'name="y"' in merged.read_text()
+
+
+@pytest.mark.asyncio
+async def test_link_loops_and_fifos_in_the_reports_dir_are_skipped(workspace: Workspace) -> None:
+    command = ('ln -s loop.xml "$AQE_REPORTS_DIR/loop.xml" && ln -s loop.xml "$AQE_REPORTS_DIR/coverage.xml" && '
+               'mkfifo "$AQE_REPORTS_DIR/fifo.xml"')
+    result = await run_agent(workspace, TestsConfig(timeout=60, command=command))
+    assert (result.conclusion, result.title) == ("success", "Tests passed")
+    assert "coverage.cobertura" not in workspace.artifacts and "junit" not in workspace.artifacts
+
+
+def test_reports_are_read_from_regular_files_only(tmp_path: Path) -> None:
+    report = tmp_path / "ok.xml"
+    report.write_bytes(b"<testsuites/>")
+    assert read_regular_file(report, 100) == b"<testsuites/>"
+    (tmp_path / "link.xml").symlink_to(report)
+    os.mkfifo(tmp_path / "fifo.xml")  # opening it for reading must not wait for a writer
+    for name, reason in [("link.xml", "symbolic link"), ("fifo.xml", "not a regular file")]:
+        with pytest.raises(UnsafeFileError, match=reason):
+            read_regular_file(tmp_path / name, 100)
+    with pytest.raises(UnsafeFileError, match="larger than"):
+        read_regular_file(report, 5)
+    with pytest.raises(FileNotFoundError):
+        read_regular_file(tmp_path / "missing.xml", 100)

@@ -41,7 +41,7 @@ async def test_bandit_reports_shell_injection_and_hides_the_password(tmp_path: P
     assert shell.title == "B602: subprocess call with shell=True"
     assert shell.message.startswith("subprocess call with shell=True identified, security issue. (bandit B602 "
                                     "subprocess_popen_with_shell_equals_true, severity high, confidence high, CWE-78).")
-    assert by_rule["B105"].title == "B105: Possible hardcoded password: (value not shown)"
+    assert by_rule["B105"].title == "B105: Possible hardcoded password assigned to a variable; the value is not shown"
     assert "horse" not in json.dumps([issue.message + issue.title for issue in report.issues])
     assert report.nosec == 1  # the exec() line
     assert report.errors == ["app/broken.py: syntax error while parsing AST from file"]
@@ -81,9 +81,24 @@ def test_results_without_a_place_are_skipped_and_odd_fields_tolerated() -> None:
 
 def test_password_tests_never_quote_the_value() -> None:
     assert issue_text("B106", "Possible hardcoded password: 'hunter2'") == (
-        "Possible hardcoded password: (value not shown)")
+        "Possible hardcoded password passed as an argument; the value is not shown.")
+    for test_id in ("B105", "B106", "B107"):  # a value with quotes of its own: no part of it is kept
+        text = issue_text(test_id, "Possible hardcoded password: 'pw-'quoted'-tail-91f'")
+        assert "the value is not shown" in text
+        assert not any(part in text for part in ("pw-", "quoted", "tail", "91f", "'")), text
     assert issue_text("B602", "subprocess call with shell=True identified, security issue.") == (
         "subprocess call with shell=True identified, security issue.")
+
+
+async def test_a_password_with_quotes_in_it_is_not_shown(tmp_path: Path) -> None:
+    root = tmp_path / "repo"
+    write(root, {"app/settings.py": 'API_TOKEN = "head-\'mid7c\'-tail4e2"\n\n\ndef connect(password="def-\'x9\'-q8"):\n'
+                                    '    return login(password="arg-\'y7\'-w6")\n'})
+    report = await run_bandit(root, ["app/settings.py"], tmp_path / "scratch")
+    assert sorted(issue.rule for issue in report.issues) == ["B105", "B106", "B107"]
+    shown = json.dumps([(issue.title, issue.message, issue.aliases) for issue in report.issues])
+    for part in ("head-", "mid7c", "tail4e2", "def-", "x9", "q8", "arg-", "y7", "w6"):
+        assert part not in shown, part
 
 
 def test_a_multi_line_result_spans_its_line_range() -> None:

@@ -8,6 +8,7 @@ it is not on PATH.
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
@@ -24,6 +25,7 @@ from jobs.security.semgrep import (
     run_semgrep,
     semgrep_argv,
     shipped_rule_ids,
+    shipped_rules,
 )
 
 FIXTURES = Path(__file__).parent / "fixtures"
@@ -60,14 +62,14 @@ def test_the_shipped_rules_have_ids_languages_severities_and_messages() -> None:
 
 
 def test_the_captured_output_gives_one_issue_per_rule_and_place() -> None:
-    report = parse_semgrep(CAPTURED.read_bytes(), shipped_rule_ids())
+    report = parse_semgrep(CAPTURED.read_bytes(), shipped_rules())
     assert {(i.path, i.start_line, i.rule) for i in report.issues} == expected_findings()
     assert len(report.issues) == len(expected_findings())  # semgrep's repeats of one match are dropped
     assert report.errors == ["broken.js: PartialParsing"]  # its message quotes the code: not kept
 
 
 def test_a_captured_issue_in_full() -> None:
-    issue = next(i for i in parse_semgrep(CAPTURED.read_bytes(), shipped_rule_ids()).issues
+    issue = next(i for i in parse_semgrep(CAPTURED.read_bytes(), shipped_rules()).issues
                  if i.rule == "aqe.go.exec-shell-dynamic")
     assert (issue.scanner, issue.severity, issue.path, issue.start_line, issue.end_line) == (
         "sast", "high", "main.go", 14, 14)
@@ -76,10 +78,25 @@ def test_a_captured_issue_in_full() -> None:
     assert issue.aliases == ("CWE-78",)
 
 
+def test_the_message_is_the_rule_files_never_semgreps_with_matched_code() -> None:
+    """semgrep replaces a rule message's `$X` with the matched code: that copy of the message is never kept."""
+    result = {"check_id": "work.main.jobs.security.rules.aqe.js.eval-dynamic", "path": "app.js",
+              "start": {"line": 6}, "end": {"line": 6},
+              "extra": {"message": "eval of token = 'sk-'quoted'-5e1f'", "severity": "WARNING",
+                        "metadata": {"cwe": "CWE-95: Eval Injection"}, "lines": "eval(token)"}}
+    foreign = {**result, "path": "other.js", "check_id": "someone.elses.rule"}
+    issue, other = parse_semgrep(json.dumps({"results": [result, foreign]}), shipped_rules()).issues
+    assert issue.title == "aqe.js.eval-dynamic: Code is evaluated from a dynamic value (eval or new Function)"
+    assert issue.message.startswith("Code is evaluated from a dynamic value")
+    assert other.message.startswith("Matched by the semgrep rule someone.elses.rule.")
+    for shown in (issue.title, issue.message, other.title, other.message):
+        assert "sk-" not in shown and "quoted" not in shown and "5e1f" not in shown
+
+
 @pytest.mark.parametrize("text", [b"", b"not json", b"[]", b'{"errors": []}'])
 def test_output_that_is_not_a_report_is_an_error(text: bytes) -> None:
     with pytest.raises(SemgrepError):
-        parse_semgrep(text, shipped_rule_ids())
+        parse_semgrep(text, shipped_rules())
 
 
 def test_rule_ids_lose_the_directory_prefix() -> None:
