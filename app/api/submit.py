@@ -112,17 +112,34 @@ def tests_job(body: TestExecute) -> tuple[list[str], dict[str, dict[str, Any]]]:
 MAX_TARGET_LENGTH = 300
 
 
-def checked_target(target: str | None, base: str | None) -> str | None:
+JS_SOURCE = re.compile(r"\.(?:[cm]?js|jsx|[cm]?ts|tsx)$")
+
+
+def checked_target(body: TestGenerate) -> str | None:
+    """The request's `target` (a file, a directory, or `path::function`), with a 422 naming the field for one
+    that cannot name anything in a repository or that the framework does not write tests for."""
+    target = body.target
     if target is None:
-        if base is None:
-            raise ApiError(422, "invalid_request", "target: name a file or `path::function` (or give base: the "
-                                                   "functions changed since it get tests)")
+        if body.base is None:
+            raise ApiError(422, "invalid_request", "target: name a file, a directory or `path::function` (or give "
+                                                   "base: the functions changed since it get tests)")
         return None
-    path = target.partition("::")[0]
+    if body.base is not None:
+        raise ApiError(422, "invalid_request", "base: give target or base, not both")
+    path, _, function = target.partition("::")
     if (not path or len(target) > MAX_TARGET_LENGTH or path.startswith("/") or ".." in path.split("/")
-            or any(ord(char) < 32 for char in target)):
-        raise ApiError(422, "invalid_request", f"target: a relative path in the repository, optionally with "
-                                               f"::function, at most {MAX_TARGET_LENGTH} characters")
+            or "\\" in path or any(ord(char) < 32 or ord(char) == 127 for char in target)
+            or (function and not re.fullmatch(r"[A-Za-z_$][\w$]*(?:\.[A-Za-z_$][\w$]*)?", function))):
+        raise ApiError(422, "invalid_request", f"target: a relative path in the repository (no `..`), optionally "
+                                               f"with ::function or ::Class.method, at most {MAX_TARGET_LENGTH} "
+                                               "characters")
+    js_framework = body.framework in JS_FRAMEWORKS
+    if path.endswith(".py") and js_framework:
+        raise ApiError(422, "invalid_request", f"framework: {body.framework} writes tests for JavaScript/TypeScript; "
+                                               f"the target is a Python file (use pytest)")
+    if JS_SOURCE.search(path) and not js_framework:
+        raise ApiError(422, "invalid_request", "framework: pytest writes tests for Python; the target is a "
+                                               "JavaScript/TypeScript file (use jest, vitest or mocha)")
     return target
 
 
@@ -300,8 +317,11 @@ async def test_generate(request: Request) -> Response:
     """POST /api/v1/test/generate: the tests agent (for the repository's environment), then test generation."""
     principal = await require_scope(request, "jobs:write")
     body = await _body(request, TestGenerate)
-    target = checked_target(body.target, body.base)
+    target = checked_target(body)
     settings: Settings = request.app.state.settings
+    if body.coverage_target is not None and body.framework in JS_FRAMEWORKS:
+        raise ApiError(422, "invalid_request", f"coverage_target: measured for Python (pytest) tests only, not "
+                                               f"with framework {body.framework}")
     needs_llm = [why for why, needed in ((f"framework {body.framework}", body.framework in JS_FRAMEWORKS),
                                          (f"test_type {body.test_type}", body.test_type != "unit")) if needed]
     if needs_llm and not (settings.llm_url and settings.llm_model):

@@ -1,6 +1,8 @@
 """The "test-generation" agent (`aqe/test-generation`): tests for the changed functions that have none.
 
-1. Targets (`jobs.testgen.targets`): changed public Python functions no test file mentions, most changed first.
+1. Targets (`jobs.testgen.targets`): changed public Python functions no test file mentions, most changed first;
+   for an API request (`POST /api/v1/test/generate`), the file, directory or function it names
+   (`AgentOptions.testgen_target`), tested or not.
 2. The hypothesis ghostwriter writes property tests for them, in one sandboxed process
    (`jobs.testgen.ghostwriter`); output it could not complete (`st.nothing()`) is dropped with the reason.
 3. With an LLM backend (`AQE_LLM_URL`) and `test_generation.llm: true`, the LLM writes pytest tests for the
@@ -9,12 +11,15 @@
 4. Every generated test is run in the sandbox (`jobs.testgen.validate`, `jobs.testgen.runner`): passing tests
    are kept, run once more as the files that will be offered, and offered; a failing property test with a
    falsifying example is a likely bug (a warning on the function's `def` line); anything else is dropped
-   with the reason. JavaScript tests that cannot be run here are not offered.
-5. The kept tests are written under `scratch/testgen/out/` at their repository paths
+   with the reason. JavaScript tests that cannot be run here are not offered — unless an API request named
+   the target: then they are offered marked "not run".
+5. With `coverage_target` (or a named target) the kept Python tests run once more under coverage.py: the line
+   coverage of the targeted functions is reported, and the check fails below the target.
+6. The kept tests are written under `scratch/testgen/out/` at their repository paths
    (`artifacts["generated-tests"]`) and as `generated-tests.patch` (`artifacts["generated-tests.patch"]`).
 
 The check is neutral when there is nothing to do or when likely bugs were found, and fails only with
-`fail_on_bugs: true`.
+`fail_on_bugs: true`, below `coverage_target`, or for a named target that names nothing.
 """
 
 from __future__ import annotations
@@ -33,6 +38,7 @@ from jobs.agents.base import LlmOptions, Progress, Workspace
 from jobs.agents.tests import JobDirs, output_tail
 from jobs.junit import TestCase, head_text
 from jobs.model import AgentResult
+from jobs.reporting.markdown import code_span, plural
 from jobs.security.secrets import scan_secrets
 from jobs.testgen import report as reporting
 from jobs.testgen.artifact import PatchError, make_patch, write_files
@@ -65,7 +71,7 @@ from jobs.testgen.runner import (
     run_pytest,
 )
 from jobs.testgen.coverage import coverage_argv, json_argv, percent, targets_coverage
-from jobs.testgen.targets import Skipped, Target, TargetSelection, select_targets, target_lines
+from jobs.testgen.targets import Skipped, Target, TargetSelection, is_test_file, select_targets, target_lines
 from jobs.testgen.validate import (
     base_name,
     collection_errors,
@@ -101,6 +107,7 @@ class Generation:
     base: Path
     modules: dict[str, TestModule] = field(default_factory=dict)  # source path -> its property tests
     llm_files: list[LlmFile] = field(default_factory=list)
+    final_files: list[str] = field(default_factory=list)  # the kept Python test files, as named in `final/`
 
     @property
     def dirs(self) -> JobDirs:
@@ -336,6 +343,7 @@ async def validate_python(gen: Generation, sandbox: PythonSandbox, progress: Pro
         judged = confirm(gen, judged, again.cases, {n.removesuffix(".py") for n in rerun}, again.problem)
         final = run_files(gen, gen.base / "final", judged.kept)
     gen.report.outcomes += judged.outcomes
+    gen.final_files = sorted(name for name in final if name != "conftest.py")
     return {_repo_path(gen, name): text for name, text in final.items()}
 
 
@@ -375,11 +383,16 @@ def _repo_path(gen: Generation, file_name: str) -> str:
 
 
 async def kept_tests_coverage(gen: Generation, sandbox: PythonSandbox) -> float | None:
-    """Line coverage of the targeted Python functions when the kept tests (as offered) run under coverage.py."""
-    final = gen.base / "final"
-    files = sorted(path.name for path in final.glob("*.py") if path.name != "conftest.py")
-    targets = gen.report.python.targets
-    if not files or not targets or gen.deadline.remaining() <= 1:
+    """Line coverage of the targeted Python functions when the kept tests (as offered) run under coverage.py,
+    the way they were validated (same sandbox, same run directory); 0 when no test was kept, None when it
+    could not be measured (a note says why)."""
+    final, files, targets = gen.base / "final", gen.final_files, gen.report.python.targets
+    if not targets:
+        return None
+    if not files:
+        return 0.0
+    if gen.deadline.remaining() <= 1:
+        gen.report.notes.append("The coverage of the kept tests could not be measured: " + OUT_OF_TIME + ".")
         return None
     root = gen.workspace.root
     data, out = final / ".coverage-kept", final / "coverage-kept.json"
@@ -401,9 +414,11 @@ async def validate_js(gen: Generation, written: list[tuple[Request, str]]) -> di
     framework = gen.config.framework
     missing = js_runner_missing(gen.workspace.root, framework)
     if missing is not None:
-        for request, _ in written:
-            gen.drop(request.target, "llm", request.test_path, missing, status="not-validated")
-        return {}
+        offer = gen.workspace.options.testgen_target is not None  # asked for by name: offered, marked not run
+        for request, code in written:
+            gen.report.outcomes.append(Outcome(request.target, "llm", request.test_path, "not-validated", missing,
+                                               file=request.test_path if offer else ""))  # fmt: skip
+        return {request.test_path: code for request, code in written} if offer else {}
     tree = gen.base / "js-tree"
     await asyncio.to_thread(copy_tree, gen.workspace.root, tree)
     kept: dict[str, str] = {}
@@ -428,6 +443,23 @@ async def validate_js(gen: Generation, written: list[tuple[Request, str]]) -> di
 # -------------------------------------------------------------------------------------- the agent
 
 
+def named_lines(root: Path, spec: str, cfg: TestGenerationConfig) -> tuple[dict[str, set[int]], list[str]] | str:
+    """The lines an API request's `target` names, without excluded and test files (notes say which were left
+    out); the reason when nothing is left (blocking: reads the work tree)."""
+    found = target_lines(root, spec)
+    if isinstance(found, str):
+        return found
+    left_out = sorted(path for path in found if cfg.is_excluded(path) or is_test_file(path))
+    kept = {path: lines for path, lines in found.items() if path not in left_out}
+    if not kept:
+        return (f"{plural(len(left_out), 'file')} {'is' if len(left_out) == 1 else 'are'} a test file or excluded "
+                f"by `test_generation.exclude` ({', '.join(code_span(p) for p in left_out[:5])})")
+    notes = [f"Left out of the target, being test files or excluded by `test_generation.exclude`: "
+             f"{', '.join(code_span(p) for p in left_out[:10])}{' …' if len(left_out) > 10 else ''}."] \
+        if left_out else []  # fmt: skip
+    return kept, notes
+
+
 class TestGenerationAgent:
     """Tests for changed functions without tests: generated, run, kept when they pass (`aqe/test-generation`)."""
 
@@ -447,13 +479,14 @@ class TestGenerationAgent:
                                summary="`test_generation.enabled` is false in `.aqe.yml`.")  # fmt: skip
         await progress(0.05, "Finding changed functions without tests")
         lines, named = workspace.changed_lines, workspace.options.testgen_target
+        notes: list[str] = []
         if named is not None:
-            found = await asyncio.to_thread(target_lines, workspace.root, named)
+            found = await asyncio.to_thread(named_lines, workspace.root, named, cfg)
             if isinstance(found, str):
                 return AgentResult(agent=self.name, conclusion="failure", title="The target names no function",
                                    summary=f"The request asked for tests of `{head_text(named, 200)}`: {found}.",
                                    duration_s=round(time.monotonic() - started, 3))  # fmt: skip
-            lines = found
+            lines, notes = found
         python = await asyncio.to_thread(select_targets, workspace.root, lines, cfg, "python", named=bool(named))
         javascript = TargetSelection()
         if cfg.uses_js:
@@ -462,7 +495,8 @@ class TestGenerationAgent:
         llm = workspace.options.llm if cfg.wants_llm() else None
         if not python.targets and not (javascript.targets and llm):
             return self._nothing_to_do(python, javascript, cfg, workspace, started)
-        report = Report(python, javascript, fail_on_bugs=cfg.fail_on_bugs, coverage_target=cfg.coverage_target)
+        report = Report(python, javascript, fail_on_bugs=cfg.fail_on_bugs, coverage_target=cfg.coverage_target,
+                        named=named is not None, notes=notes)  # fmt: skip
         gen = Generation(workspace, cfg, Deadline(cfg.timeout), report, workspace.scratch / "testgen")
         gen.base.mkdir(parents=True, exist_ok=True)
         if javascript.targets and llm is None:  # only an LLM writes JavaScript tests
@@ -477,6 +511,13 @@ class TestGenerationAgent:
     def _nothing_to_do(self, python: TargetSelection, javascript: TargetSelection, cfg: TestGenerationConfig,
                        workspace: Workspace, started: float) -> AgentResult:  # fmt: skip
         why = reporting.nothing_to_do_reason(python, javascript, cfg.uses_js, workspace.options.llm is not None)
+        if workspace.options.testgen_target is not None:  # asked for by name: say what stands in the way
+            why = reporting.named_nothing_reason(python, javascript, cfg.uses_js, workspace.options.llm is not None)
+            return AgentResult(agent=self.name, conclusion="failure" if cfg.coverage_target else "neutral",
+                               title="The target has no function AQE can write tests for",
+                               summary=reporting.nothing_to_do_summary(python, javascript, why),
+                               metrics=reporting.empty_metrics(python, javascript),
+                               duration_s=round(time.monotonic() - started, 3))  # fmt: skip
         return AgentResult(agent=self.name, conclusion="neutral", title="No changed function needs generated tests",
                            summary=reporting.nothing_to_do_summary(python, javascript, why),
                            metrics=reporting.empty_metrics(python, javascript),
@@ -507,9 +548,9 @@ class TestGenerationAgent:
                                     "(`AQE_LLM_URL`, `AQE_LLM_MODEL`).")
         if sandbox is not None and (gen.modules or gen.llm_files):
             offered |= await validate_python(gen, sandbox, progress)
-            if offered and (gen.config.coverage_target is not None or gen.workspace.options.testgen_target):
-                await progress(0.85, "Measuring the coverage of the kept tests")
-                gen.report.coverage = await kept_tests_coverage(gen, sandbox)
+        if sandbox is not None and (gen.config.coverage_target is not None or gen.report.named):
+            await progress(0.78, "Measuring the coverage of the kept tests")
+            gen.report.coverage = await kept_tests_coverage(gen, sandbox)
         if llm is not None and gen.report.javascript.targets:
             await progress(0.8, "Asking the LLM for JavaScript tests")
             requests = [js_llm_request(t, gen.config.framework, test_type) for t in gen.report.javascript.targets]

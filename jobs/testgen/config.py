@@ -49,8 +49,9 @@ class TestGenerationConfig(msgspec.Struct, kw_only=True, forbid_unknown_fields=T
       JavaScript/TypeScript functions (and need an LLM backend).
     - `test_type`: `unit` tests come from the ghostwriter (and the LLM with `llm`); the other kinds are written
       by the LLM backend, asked for that kind of test.
-    - `coverage_target`: the kept tests are run under coverage; below this line coverage of the targeted
-      functions (in %) the check fails.
+    - `coverage_target`: the kept Python tests are run under coverage.py; below this line coverage of the
+      targeted Python functions (in %) — or when no test was kept, or it could not be measured — the check fails.
+      JavaScript/TypeScript targets are not measured.
     - `exclude`: path globs never targeted (syntax of `quality.exclude`; default: tests, vendored, generated).
     - `fail_on_bugs`: a likely bug (a generated test that fails, with hypothesis' falsifying example) fails
       the check instead of leaving it neutral.

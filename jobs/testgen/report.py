@@ -44,9 +44,18 @@ class Report:
     fail_on_bugs: bool = False
     coverage_target: float | None = None  # `test_generation.coverage_target`
     coverage: float | None = None  # line coverage of the targeted Python functions by the kept tests, measured
+    named: bool = False  # the targets are what an API request named, not what a change touched
 
     def below_coverage_target(self) -> bool:
-        return self.coverage_target is not None and (self.coverage or 0.0) < self.coverage_target
+        """A coverage target for Python targets that the kept tests did not reach, or that could not be measured
+        (JavaScript/TypeScript targets are not measured, so they never miss it)."""
+        if self.coverage_target is None or not self.python.targets:
+            return False
+        return self.coverage is None or self.coverage < self.coverage_target
+
+    def offered_unrun(self) -> list[Outcome]:
+        """Tests offered although they could not be run here (asked for by name, no runner installed)."""
+        return [o for o in self.outcomes if o.status == "not-validated" and o.file]
 
     @property
     def targets(self) -> list[Target]:
@@ -129,13 +138,19 @@ def metrics(report: Report) -> dict[str, float | int | str]:
         "tests_not_validated": report.count("not-validated"),
         **({"target_coverage": report.coverage} if report.coverage is not None else {}),
         **({"coverage_target": report.coverage_target} if report.coverage_target is not None else {}),
+        **({"tests_offered_not_run": len(report.offered_unrun())} if report.offered_unrun() else {}),
     }
 
 
 def coverage_section(report: Report) -> str:
     if report.coverage is None and report.coverage_target is None:
         return ""
-    measured = "not measured (no Python test was kept)" if report.coverage is None else f"{report.coverage:.1f} %"
+    if report.coverage is not None:
+        measured = f"{report.coverage:.1f} %" + ("" if report.count("kept") else " (no generated test was kept)")
+    elif report.python.targets:
+        measured = "not measured (see the note below)"
+    else:
+        measured = "not measured (AQE measures it for Python targets only)"
     target = f" (target {report.coverage_target:g} %{': not reached' if report.below_coverage_target() else ''})" \
         if report.coverage_target is not None else ""
     return f"**Line coverage of the targeted functions by the kept tests:** {measured}{target}"
@@ -151,13 +166,16 @@ def conclusion(report: Report) -> Conclusion:
 
 def title(report: Report) -> str:
     kept, functions, bugs = report.count("kept"), len(report.kept_targets()), len(report.bug_targets())
-    generated = f"generated {plural(kept, 'test')} for {plural(functions, 'changed function')}"
+    kind = "function" if report.named else "changed function"
+    generated = f"generated {plural(kept, 'test')} for {plural(functions, kind)}"
     if report.coverage is not None:
         generated += f", covering {report.coverage:.1f} % of their lines"
     if bugs:
         return f"{plural(bugs, 'likely bug')} found; {generated}"
     if kept:
         return generated[0].upper() + generated[1:]
+    if report.offered_unrun() and not report.count("dropped"):
+        return f"{plural(len(report.offered_unrun()), 'generated test file')} offered without being run"
     if report.count("not-validated") and not report.count("dropped"):
         return "The generated tests could not be validated"
     return "No generated test passed validation"
@@ -173,8 +191,10 @@ def outcome_cell(outcomes: list[Outcome]) -> str:
         parts.append(f"🐞 likely bug ({', '.join(code_span(o.test) for o in bugs)})")
     others = [o for o in outcomes if o.status in ("dropped", "not-validated")]
     if others and not parts:
-        parts.append(("⚠️ not validated: " if others[0].status == "not-validated" else "➖ dropped: ")
-                     + others[0].reason)  # fmt: skip
+        first = others[0]
+        label = "➖ dropped: " if first.status == "dropped" else "⚠️ offered, not run: " if first.file else \
+            "⚠️ not validated: "
+        parts.append(label + first.reason)
     elif others:
         parts.append(f"{plural(sum(o.count for o in others), 'test')} dropped")
     return "; ".join(parts).replace("|", "\\|").replace("\n", " ") or "➖ no test"
@@ -210,14 +230,19 @@ def files_section(report: Report) -> str:
     for outcome in report.outcomes:
         if outcome.status == "kept" and outcome.file and outcome.file != outcome.test:
             tests.setdefault(outcome.file, []).append(code_span(outcome.test))
+    unrun = {o.file: o.reason for o in report.offered_unrun()}
     listed = "\n".join(f"- {code_span(path)}" + (f": {', '.join(tests[path])}" if path in tests else "")
+                       + (f" — **not run**: {unrun[path]}" if path in unrun else "")
                        for path in report.files)  # fmt: skip
-    return (f"### Generated tests\n\n{listed}\n\nEach passed when AQE ran it. They are attached to the job as "
+    checked = ("Each passed when AQE ran it." if not unrun else
+               "Those marked **not run** could not be run here and are unverified; the others passed when AQE ran "
+               "them.")  # fmt: skip
+    return (f"### Generated tests\n\n{listed}\n\n{checked} They are attached to the job as "
             "`generated-tests.patch` (`git apply generated-tests.patch`).")  # fmt: skip
 
 
 def dropped_section(report: Report) -> str:
-    dropped = [o for o in report.outcomes if o.status in ("dropped", "not-validated")]
+    dropped = [o for o in report.outcomes if o.status in ("dropped", "not-validated") and not o.file]
     if not dropped:
         return ""
     lines = [f"- {code_span(o.target.qualname)} ({o.origin}, {code_span(o.test)}): "
@@ -278,6 +303,18 @@ def nothing_to_do_reason(python: TargetSelection, javascript: TargetSelection, j
                 "(`test_generation.exclude`), so there is nothing to generate tests for.")
     return (f"None of the {plural(considered, 'changed public function')} needs a generated test: each is "
             "already mentioned by a test file, or cannot be imported and called (see below).")
+
+
+def named_nothing_reason(python: TargetSelection, javascript: TargetSelection, js_wanted: bool,
+                         llm_configured: bool) -> str:  # fmt: skip
+    """Why a target an API request named got no test."""
+    if js_wanted and javascript.targets and not llm_configured:
+        return nothing_to_do_reason(python, javascript, js_wanted, llm_configured)
+    if not python.considered + javascript.considered:
+        kinds = "Python or JavaScript/TypeScript" if js_wanted else "Python (`framework: pytest`)"
+        return f"The target holds no public {kinds} function."
+    return (f"None of the {plural(python.considered + javascript.considered, 'public function')} of the target can "
+            "get a generated test: see why below.")
 
 
 def empty_metrics(python: TargetSelection, javascript: TargetSelection) -> dict[str, float | int | str]:

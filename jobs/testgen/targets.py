@@ -347,15 +347,23 @@ def _file_targets(
 
 
 def target_lines(root: Path, spec: str) -> dict[str, set[int]] | str:
-    """`changed_lines` that make one file (`"pkg/calc.py"`) or one function (`"pkg/calc.py::mean"`,
-    `"src/math.js::sum"`) the target, as an API request names it; the reason when it names nothing."""
+    """`changed_lines` that make one file (`"pkg/calc.py"`), every source file under a directory (`"pkg"`,
+    `"src/pkg/"`) or one function (`"pkg/calc.py::mean"`, `"src/math.js::sum"`, a method as `Box.grow`) the
+    target, as an API request names it; the reason when it names nothing. Never reads outside `root`."""
     path, _, qualname = spec.strip().partition("::")
-    text = read_source(root / path) if safe_relative(path) else None
+    path = path.rstrip("/") if path.strip("/") else path
+    if not inside(root, path):
+        return f"`{path}` is not a file or directory of the repository"
+    if (root / path).is_dir() and not qualname:
+        return directory_lines(root, path)
+    text = read_source(root / path)
     if text is None:
         return f"`{path}` is not a readable source file of the repository"
+    language = language_of(path)
+    if language is None:
+        return f"`{path}` is not a Python or JavaScript/TypeScript source file"
     if not qualname:
         return {path: set(range(1, text.count("\n") + 2))}
-    language = language_of(path)
     try:
         spans = python_functions(text) if language == "python" else javascript_functions(path, text)
     except (SyntaxError, ValueError):
@@ -364,6 +372,32 @@ def target_lines(root: Path, spec: str) -> dict[str, set[int]] | str:
         if span.qualname == qualname:
             return {path: set(range(span.start_line, span.end_line + 1))}
     return f"`{path}` has no public function `{qualname}`"
+
+
+def directory_lines(root: Path, directory: str) -> dict[str, set[int]] | str:
+    """Every line of every Python or JavaScript/TypeScript file under `directory` (not in test files)."""
+    prefix = "" if directory in ("", ".") else f"{directory}/"
+    found: dict[str, set[int]] = {}
+    for rel in repository_files(root / directory):
+        path = f"{prefix}{rel}"
+        if language_of(path) is None or is_test_file(path) or not inside(root, path):
+            continue
+        text = read_source(root / path)
+        if text is not None:
+            found[path] = set(range(1, text.count("\n") + 2))
+    if not found:
+        return f"`{directory}` holds no Python or JavaScript/TypeScript source file (outside tests)"
+    return found
+
+
+def inside(root: Path, path: str) -> bool:
+    """A relative path without `..` that stays in `root` once links are resolved."""
+    if not safe_relative(path):
+        return False
+    try:
+        return (root / path).resolve().is_relative_to(root.resolve())
+    except (OSError, RuntimeError):
+        return False
 
 
 def safe_relative(path: str) -> bool:

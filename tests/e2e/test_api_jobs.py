@@ -283,7 +283,7 @@ def test_test_generate_refuses_what_it_cannot_do_with_the_field_named(stack: Sta
     headers, sha = _key(stack), stack.repo.main_sha
     for body, named in [({"repo": REPO, "sha": sha}, "target:"),
                         ({"repo": REPO, "sha": sha, "target": "../etc/passwd"}, "target:"),
-                        ({"repo": REPO, "sha": sha, "target": "a.py", "framework": "jest"}, "framework jest"),
+                        ({"repo": REPO, "sha": sha, "target": "a.js", "framework": "jest"}, "framework jest"),
                         ({"repo": REPO, "sha": sha, "target": "a.py", "test_type": "e2e"}, "test_type e2e"),
                         ({"repo": REPO, "sha": sha, "target": "a.py", "test_type": "smoke"}, "test_type"),
                         ({"repo": REPO, "sha": sha, "target": "a.py", "coverage_target": 120}, "coverage_target")]:

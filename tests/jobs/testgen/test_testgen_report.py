@@ -82,3 +82,44 @@ def test_the_summary_table_and_sections() -> None:
     assert "| `add` | `calc.py:1` | 2 | ghostwriter | ✅ 1 test kept |" in text
     assert "| `mean` | `calc.py:5` | 2 | ghostwriter | 🐞 likely bug (`test_fuzz_mean`) |" in text
     assert "### Likely bugs" in text and "1 changed function already mentioned by a test file was left alone" in text
+
+
+def test_the_coverage_target_is_met_missed_or_not_measured() -> None:
+    def with_coverage(coverage: float | None, target: float | None, *outcomes: Outcome) -> Report:
+        done = report(*outcomes)
+        done.coverage, done.coverage_target = coverage, target
+        return done
+
+    met = with_coverage(85.0, 80, KEPT)
+    assert (conclusion(met), title(met)) == ("success", "Generated 1 test for 1 changed function, covering 85.0 % "
+                                                        "of their lines")
+    assert "**Line coverage of the targeted functions by the kept tests:** 85.0 % (target 80 %)" in summary(met)
+    assert metrics(met)["target_coverage"] == 85.0 and metrics(met)["coverage_target"] == 80
+    missed = with_coverage(60.0, 80, KEPT)
+    assert conclusion(missed) == "failure" and "60.0 % (target 80 %: not reached)" in summary(missed)
+    nothing_kept = with_coverage(0.0, 80, Outcome(ADD, "ghostwriter", "test_fuzz_add", "dropped", "no strategy"))
+    assert conclusion(nothing_kept) == "failure" and "0.0 % (no generated test was kept)" in summary(nothing_kept)
+    unmeasured = with_coverage(None, 80, KEPT)  # it timed out: the target is not shown to be reached
+    assert conclusion(unmeasured) == "failure" and "not measured (see the note below)" in summary(unmeasured)
+    measured_only = with_coverage(40.0, None, KEPT)  # a named target without a coverage_target: reported only
+    assert conclusion(measured_only) == "success" and "coverage_target" not in metrics(measured_only)
+
+    js = Target("src/a.js", FunctionSpan("sum", 1, 1, 3), "javascript", 3, "")
+    only_js = Report(TargetSelection(), TargetSelection(targets=[js]),
+                     [Outcome(js, "llm", "src/a.aqe.test.js", "kept", file="src/a.aqe.test.js")],
+                     files=["src/a.aqe.test.js"], coverage_target=80)  # fmt: skip
+    assert conclusion(only_js) == "success"
+    assert "not measured (AQE measures it for Python targets only)" in summary(only_js)
+
+
+def test_a_named_target_and_tests_offered_without_being_run() -> None:
+    js = Target("src/a.js", FunctionSpan("sum", 1, 1, 3), "javascript", 3, "")
+    unrun = Outcome(js, "llm", "src/a.aqe.test.js", "not-validated", "`jest` is not installed", file="src/a.aqe.test.js")
+    done = Report(TargetSelection(), TargetSelection(targets=[js]), [unrun], files=["src/a.aqe.test.js"], named=True)
+    assert (conclusion(done), title(done)) == ("neutral", "1 generated test file offered without being run")
+    text = summary(done)
+    assert "| `sum` | `src/a.js:1` | 3 | llm | ⚠️ offered, not run: `jest` is not installed |" in text
+    assert "- `src/a.aqe.test.js` — **not run**: `jest` is not installed" in text
+    assert "Tests not offered" not in text and metrics(done)["tests_offered_not_run"] == 1
+    kept = Report(TargetSelection(targets=[ADD]), TargetSelection(), [KEPT], files=[KEPT.file], named=True)
+    assert title(kept) == "Generated 1 test for 1 function"  # what was asked for, changed or not

@@ -185,8 +185,34 @@ def test_target_lines_for_an_api_request(tmp_path: Path) -> None:
     assert target_lines(root, "calc.py") == {"calc.py": set(range(1, SOURCE.count("\n") + 2))}
     assert target_lines(root, "src/math.js::sum") == {"src/math.js": {1, 2, 3}}
     assert target_lines(root, "calc.py::nope") == "`calc.py` has no public function `nope`"
-    assert "not a readable source file" in str(target_lines(root, "../etc/passwd"))
+    assert "not a file or directory of the repository" in str(target_lines(root, "../etc/passwd"))
     lines = target_lines(root, "calc.py::add")
     assert isinstance(lines, dict)
     selection = select_targets(root, lines, TestGenerationConfig(), "python")
     assert [t.qualname for t in selection.targets] == ["add"]
+
+
+def test_target_lines_for_a_directory_and_what_it_refuses(tmp_path: Path) -> None:
+    root = write(tmp_path, {"pkg/__init__.py": "", "pkg/calc.py": "def f():\n    return 1\n", "pkg/notes.md": "x\n",
+                            "pkg/sub/math.ts": "export function g() {}\n", "pkg/tests/test_calc.py": "x = 1\n",
+                            "README.md": "hello\n"})
+    assert target_lines(root, "pkg") == target_lines(root, "pkg/") == {
+        "pkg/__init__.py": {1}, "pkg/calc.py": {1, 2, 3}, "pkg/sub/math.ts": {1, 2}}
+    assert set(target_lines(root, ".")) == {"pkg/__init__.py", "pkg/calc.py", "pkg/sub/math.ts"}  # type: ignore[arg-type]
+    assert target_lines(root, "pkg/tests") == "`pkg/tests` holds no Python or JavaScript/TypeScript source file " \
+                                             "(outside tests)"
+    assert target_lines(root, "README.md") == "`README.md` is not a Python or JavaScript/TypeScript source file"
+    assert target_lines(root, "pkg/missing.py") == "`pkg/missing.py` is not a readable source file of the repository"
+    for outside in ("/etc/passwd", "../x.py", "pkg/../../x.py", "/"):
+        assert target_lines(root, outside) == f"`{outside}` is not a file or directory of the repository"
+
+
+def test_target_lines_never_follow_a_link_out_of_the_repository(tmp_path: Path) -> None:
+    secret = write(tmp_path / "elsewhere", {"secret.py": "def leak():\n    return 'token'\n"})
+    root = write(tmp_path / "repo", {"calc.py": "def f():\n    return 1\n"})
+    (root / "linked").symlink_to(secret, target_is_directory=True)
+    (root / "leak.py").symlink_to(secret / "secret.py")
+    assert "not a file or directory of the repository" in str(target_lines(root, "linked"))
+    assert "not a file or directory of the repository" in str(target_lines(root, "linked/secret.py::leak"))
+    assert "not a file or directory of the repository" in str(target_lines(root, "leak.py"))
+    assert target_lines(root, ".") == {"calc.py": {1, 2, 3}}  # links inside are not walked into either
