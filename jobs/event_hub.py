@@ -95,7 +95,7 @@ class EventHub:
         return cls(redis, Redis.from_url(url, single_connection_client=True))
 
     async def start(self) -> None:
-        self._reader_id = int(await self._reader.client_id())
+        """Start the reader task (it connects when a job is first watched, and again after Redis went away)."""
         self._task = asyncio.create_task(self._read_forever(), name="aqe-event-hub")
 
     async def close(self) -> None:
@@ -163,15 +163,16 @@ class EventHub:
                 raise
             except Exception:  # noqa: BLE001 - Redis went away: retry, the subscribers keep waiting
                 log.exception("the job event reader failed; retrying")
+                self._reader_id = None
                 await asyncio.sleep(0.5)
-                with contextlib.suppress(Exception):
-                    self._reader_id = int(await self._reader.client_id())
 
     async def _read_once(self) -> None:
         if not self._watches:
             self._changed.clear()
             await self._changed.wait()
             return
+        if self._reader_id is None:  # (re)connected: the id CLIENT UNBLOCK wakes this connection by
+            self._reader_id = int(await self._reader.client_id())
         self._read_generation = self._generation
         streams = {events_key(job_id): watch.cursor for job_id, watch in self._watches.items()}
         replies = await self._reader.xread(streams, count=BATCH, block=BLOCK_MS)  # type: ignore[arg-type]
