@@ -133,7 +133,9 @@ def test_job_status_needs_an_api_key(stack: Stack) -> None:
     assert [s["name"] for s in body["steps"]][:3] == ["authenticate", "checkout", "config"]
     fleet_url = f"{stack.web_url}/api/v1/fleet/status"
     assert httpx.get(fleet_url, timeout=5).status_code == 401
-    fleet = httpx.get(fleet_url, headers={"Authorization": f"Bearer {key}"}, timeout=5).json()
+    assert httpx.get(fleet_url, headers={"Authorization": f"Bearer {key}"}, timeout=5).status_code == 403  # scope
+    fleet_key = stack.aqe("api", "generate-key", "--name", "grafana", "--scope", "fleet:read").stdout.strip()
+    fleet = httpx.get(fleet_url, headers={"Authorization": f"Bearer {fleet_key}"}, timeout=5).json()
     [worker] = fleet["workers"]["list"]  # the stack's one worker, from its own heartbeat
     assert worker["max_jobs"] >= 1 and fleet["workers"]["alive"] == 1 and fleet["workers"]["arq_health"]
     assert fleet["agents"]["tests"]["runs"] == 1 and fleet["agents"]["tests"]["duration_p50_s"] > 0
@@ -142,4 +144,4 @@ def test_job_status_needs_an_api_key(stack: Stack) -> None:
     assert 'aqe_forge_api_calls_total{forge="github",method="POST",status="201"}' in scraped
     assert 'aqe_forge_rate_limit_remaining{forge="github",resource="core"}' in scraped
     stored = redis_sync.Redis.from_url(stack.redis_url).hgetall("aqe:apikeys")
-    assert key.encode() not in b"".join(stored.values()) and len(stored) == 1
+    assert key.encode() not in b"".join(stored.values()) and len(stored) == 2  # the ci and the grafana key
