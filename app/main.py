@@ -12,9 +12,9 @@ from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 from starlette.middleware.cors import CORSMiddleware
-from starlette.routing import Route
+from starlette.routing import Mount, Route
 
-from app import health, pages, webhooks
+from app import dashboard, health, pages, webhooks
 from app.api.errors import ApiError, api_error, http_error, server_error
 from app import metrics
 from app.api import openapi
@@ -59,6 +59,10 @@ def create_app(settings: Settings) -> Starlette:
         Route("/metrics", metrics.metrics, methods=["GET"]),
         Route("/jobs/{job_id}", pages.job_page, methods=["GET"]),
         Route("/jobs/{job_id}/artifacts/{name}", pages.job_artifact, methods=["GET"]),
+        Route("/", dashboard.dashboard, methods=["GET"]),
+        Route("/login", dashboard.login, methods=["GET", "POST"]),
+        Route("/logout", dashboard.logout, methods=["POST"]),
+        Mount("/static", app=pages.StaticAssets(), name="static"),
         api_v1,
         *openapi.routes,
     ]
