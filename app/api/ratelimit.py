@@ -4,7 +4,7 @@ Requests are counted per API key (its own `rate_limit`, else AQE_RATE_LIMIT), pe
 valid credentials, per client address (the socket's; uvicorn replaces it with X-Forwarded-For only for proxies in
 FORWARDED_ALLOW_IPS, 127.0.0.1 by default). Every answer carries `X-RateLimit-Limit`, `X-RateLimit-Remaining`
 and `X-RateLimit-Reset` (seconds until one more request is allowed); over the limit it is a 429 problem with
-`Retry-After`.
+`Retry-After`. A WebSocket stream counts as one request when it connects.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from __future__ import annotations
 from redis.asyncio import Redis
 from starlette.datastructures import MutableHeaders
 from starlette.exceptions import HTTPException
-from starlette.requests import Request
+from starlette.requests import HTTPConnection, Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from app.api.auth import Principal, identify
@@ -20,7 +20,7 @@ from app.api.errors import ApiError, problem
 from jobs.ratelimit import Decision, Rate, RateLimiter, parse_rate
 
 
-def client_ip(request: Request) -> str:
+def client_ip(request: HTTPConnection) -> str:
     return request.client.host if request.client else "unknown"
 
 
@@ -47,6 +47,9 @@ class RateLimit:
         return self._limiter[1]
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "websocket":
+            await self._websocket(scope, receive, send)
+            return
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
@@ -78,6 +81,25 @@ class RateLimit:
             code = exc.code if isinstance(exc, ApiError) else "http_error"
             extra = dict(exc.headers or {}) if isinstance(exc, HTTPException) else {}
             await self._problem(scope, receive, send, status, code, str(exc.detail), {**extra, **headers})
+
+    async def _websocket(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """A stream connection counts as one request; over the limit the handshake is refused with the 429
+        problem (the ASGI denial-response extension; a plain close, which clients see as 403, without it)."""
+        connection = HTTPConnection(scope)
+        principal = await identify(connection)  # type: ignore[arg-type]
+        identity, rate = limit_for(principal, client_ip(connection), connection.app.state.settings.rate_limit)
+        decision = await self.limiter(connection.app.state.redis).hit(identity, rate)
+        if decision.allowed:
+            await self.app(scope, receive, send)
+            return
+        status, code, detail = rejection(identity, decision, rate)
+        if "websocket.http.response" not in scope.get("extensions", {}):
+            await send({"type": "websocket.close", "code": 1008, "reason": detail[:120]})
+            return
+        response = problem(status, code, detail)
+        response.headers.update(decision.headers())
+        await send({"type": "websocket.http.response.start", "status": status, "headers": response.raw_headers})
+        await send({"type": "websocket.http.response.body", "body": response.body})
 
     @staticmethod
     async def _problem(scope: Scope, receive: Receive, send: Send, status: int, code: str, detail: str,

@@ -295,3 +295,19 @@ async def test_a_job_that_ends_while_the_backlog_is_sent_delivers_every_event_th
         await hub.close()
     assert [m["type"] for m in messages] == ["progress", "progress", "complete"]
     assert [m["id"] for m in messages[1:]] == late.ended and messages[-1]["result"]["conclusion"] == "success"
+
+
+async def test_websocket_connections_count_against_the_rate_limit(server: str, store: JobStore, redis_url: str) -> None:
+    from websockets.exceptions import InvalidStatus
+
+    key, record = _key(redis_url, "tiny", rate_limit="2/minute"), await _job(store)
+    await _complete(store, record)
+    for _ in range(2):
+        async with connect(_ws_url(server, record.id), additional_headers=_auth(key)) as ws:
+            assert [json.loads(m)["type"] async for m in ws][-1] == "complete"
+    with pytest.raises(InvalidStatus) as refused:
+        async with connect(_ws_url(server, record.id), additional_headers=_auth(key)):
+            pass
+    response = refused.value.response
+    assert response.status_code == 429 and int(response.headers["retry-after"]) >= 1
+    assert json.loads(response.body)["code"] == "rate_limited"
