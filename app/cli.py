@@ -127,8 +127,14 @@ def web(host: str) -> None:
     app = create_app(settings)
     tune_gc_for_requests()
 
-    uvicorn.run(app, host=host, port=settings.port, log_level=settings.log_level.lower(),
-                **UVICORN_OPTIONS)  # type: ignore[arg-type]
+    from app.api.streams import end_streams_on_exit
+
+    server = uvicorn.Server(uvicorn.Config(app, host=host, port=settings.port, log_level=settings.log_level.lower(),
+                                           **UVICORN_OPTIONS))  # type: ignore[arg-type]
+    end_streams_on_exit(server, app)  # SIGTERM ends open job streams at once: clients resume on another process
+    server.run()
+    if not server.started:  # as uvicorn.run: it could not start (e.g. the port is taken)
+        sys.exit(3)
 
 
 @main.command()

@@ -24,7 +24,8 @@ WEBHOOK_DELIVERIES = Counter("aqe_webhook_deliveries", "Webhook deliveries by fo
                              ["forge", "event", "outcome"], registry=OWN)
 API_REQUESTS = Counter("aqe_api_requests", "REST API requests by route, method and status",
                        ["route", "method", "status"], registry=OWN)
-API_LATENCY = Histogram("aqe_api_request_duration_seconds", "REST API request duration by route", ["route"],
+API_LATENCY = Histogram("aqe_api_request_duration_seconds", "REST API time to answer (to its headers) by route",
+                        ["route"],
                         buckets=(0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 10.0), registry=OWN)
 
 
@@ -38,12 +39,12 @@ class ApiMetrics:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        started, status = time.perf_counter(), 500
+        started, status, answered = time.perf_counter(), 500, None
 
         async def sending(message: Message) -> None:
-            nonlocal status
+            nonlocal status, answered
             if message["type"] == "http.response.start":
-                status = message["status"]
+                status, answered = message["status"], time.perf_counter()
             await send(message)
 
         try:
@@ -51,7 +52,8 @@ class ApiMetrics:
         finally:
             route = getattr(scope.get("route"), "path", None) or "unmatched"
             API_REQUESTS.labels(route, scope["method"], str(status)).inc()
-            API_LATENCY.labels(route).observe(time.perf_counter() - started)
+            # until the answer's headers: a job stream (SSE) is open for minutes, its latency is how soon it opens
+            API_LATENCY.labels(route).observe((answered or time.perf_counter()) - started)
 
 
 class FleetFacts(Collector):

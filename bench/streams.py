@@ -1,6 +1,7 @@
 """Job streams under load: 1,000 SSE clients on one web process, and WebSocket connect + first message.
 
     .venv/bin/python bench/streams.py [--runs 3] [--clients 1000] [--events 50] [--ws-clients 50] [--ws-seconds 10]
+                                      [--only sse|ws]
 
 Starts an embedded Redis (Valkey) and `aqe web` pinned to core 0 (this script, the clients and Redis on core 1).
 
@@ -8,14 +9,16 @@ Starts an embedded Redis (Valkey) and `aqe web` pinned to core 0 (this script, t
    gets `--events` progress events (one every `--interval-ms`, default 100 ms, appended with the real `JobStore.save`, as the worker does)
    and its final event. Every client must receive every event, in order, and see the stream close. Reported:
    the delay from each event's append (its stream id is Redis's clock) to its arrival at each client (p50,
-   p95, max over all deliveries), the web process's RSS with every client connected, and the Redis
+   p95, max over all deliveries; and p95 of the final event alone, which carries the job's result), the web
+   process's CPU per delivery (one event to one client), its RSS with every client connected, and the Redis
    connections the web process held (one reader for all clients, not one per client).
 2. WebSocket connect + first message (target p95 < 20 ms) of `WS /api/v1/job/{id}/stream`: (a) one client
    connecting again and again while `--ws-clients` clients are connected to that running job, which gets an
    event every 20 ms (fanned out to all of them); (b) `--ws-clients` clients connecting in a closed loop for
    `--ws-seconds` (to the finished job): connections per second and the server's CPU per connection.
 
-Prints the median over `--runs` and writes `bench/results/streams.json`. Holds the bench lock.
+Prints the median over `--runs` and writes `bench/results/streams.json`. Holds the bench lock. Raises this
+process's soft limit of open files (the web process inherits it): 1,000 clients are 2,000 sockets here.
 """
 
 from __future__ import annotations
@@ -37,7 +40,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT), str(ROOT / "bench")]
 
-from common import exclusive, free_port, machine, process_cpu_seconds, start, stop, wait_quiet  # noqa: E402
+from common import exclusive, free_port, git_state, machine, process_cpu_seconds, start, stop, wait_quiet  # noqa: E402
 from cryptography.hazmat.primitives import serialization  # noqa: E402
 from cryptography.hazmat.primitives.asymmetric import rsa  # noqa: E402
 from redis.asyncio import Redis  # noqa: E402
@@ -94,6 +97,21 @@ async def sse_client(port: int, path: str, key: str, ready: asyncio.Event, count
         writer.close()
 
 
+def medians(runs: list[dict[str, Any]]) -> dict[str, Any]:
+    return {k: statistics.median(r[k] for r in runs) for k in runs[0]} if runs else {}
+
+
+def raise_open_files_limit(wanted: int) -> dict[str, int]:
+    """Raise the soft RLIMIT_NOFILE towards the hard limit (children inherit it); the limits before and after."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    ceiling = max(wanted, 65536) if hard == resource.RLIM_INFINITY else min(hard, max(wanted, 65536))
+    target = max(soft, ceiling)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+    if target < wanted:
+        print(f"open files limit {target} < {wanted}: some clients will fail to connect", file=sys.stderr)
+    return {"soft_before": soft, "soft": target, "hard": hard}
+
+
 def rss_mb(pid: int) -> float:
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
         if line.startswith("VmRSS:"):
@@ -101,9 +119,12 @@ def rss_mb(pid: int) -> float:
     return float("nan")
 
 
+BENCH_CLIENT = "bench"  # this script's Redis connections, told apart from the web process's in CLIENT LIST
+
+
 async def sse_run(port: int, key: str, redis_url: str, clients: int, events: int, pid: int, n: int,
                   interval_s: float) -> dict[str, Any]:
-    redis = Redis.from_url(redis_url)
+    redis = Redis.from_url(redis_url, client_name=BENCH_CLIENT)
     store = JobStore(redis)
     record = await new_job(store, n)
     ready, counter = asyncio.Event(), [0]
@@ -113,7 +134,7 @@ async def sse_run(port: int, key: str, redis_url: str, clients: int, events: int
              for i in range(clients)]
     await asyncio.wait_for(ready.wait(), 120)  # every client has the queued event: connected and subscribed
     await asyncio.sleep(1.0)  # and the server is done setting them up (the figures are of delivery, not setup)
-    rss, connections = rss_mb(pid), sum(1 for c in await redis.client_list() if c.get("name") != "bench")
+    rss, connections = rss_mb(pid), sum(1 for c in await redis.client_list() if c.get("name") != BENCH_CLIENT)
     appended: list[str] = []
     cpu_before, wall_before = process_cpu_seconds(pid), time.monotonic()
     for i in range(1, events + 1):
@@ -124,9 +145,11 @@ async def sse_run(port: int, key: str, redis_url: str, clients: int, events: int
     record.status, record.progress, record.conclusion = "completed", 100.0, "success"
     appended.append(await store.save(record, "complete", {"status": "completed", "progress": 100.0}))
     finished = await asyncio.wait_for(asyncio.gather(*tasks), 120)
-    web_busy = (process_cpu_seconds(pid) - cpu_before) / (time.monotonic() - wall_before)
+    web_cpu_s = process_cpu_seconds(pid) - cpu_before
+    web_busy = web_cpu_s / (time.monotonic() - wall_before)
     await redis.aclose()
     delays: list[float] = []
+    final_delays: list[float] = []
     complete = 0
     for arrivals in per_client:
         ids = [eid for eid, _ in arrivals][1:]  # after the queued event
@@ -136,10 +159,13 @@ async def sse_run(port: int, key: str, redis_url: str, clients: int, events: int
             print("missing", sorted(set(appended) - set(ids)), "extra", [i for i in ids if i not in appended],
                   "first", arrivals[:2], flush=True)
         delays += [(at - int(eid.split("-")[0]) / 1000) * 1000 for eid, at in arrivals[1:]]
+        final_delays += [(at - int(eid.split("-")[0]) / 1000) * 1000 for eid, at in arrivals if eid == appended[-1]]
     return {"clients": clients, "events": len(appended), "clients_with_every_event": complete,
             "clients_closed_after_final": sum(finished), "delay_p50_ms": round(percentile(delays, 0.5), 2),
             "delay_p95_ms": round(percentile(delays, 0.95), 2), "delay_max_ms": round(max(delays), 2),
+            "final_delay_p95_ms": round(percentile(final_delays, 0.95), 2),
             "web_rss_mb": round(rss, 1), "redis_connections": connections, "web_cpu_busy": round(web_busy, 2),
+            "web_cpu_us_per_delivery": round(web_cpu_s * 1e6 / max(1, len(delays)), 1),
             "delivery_s": round(time.monotonic() - wall_before, 2)}
 
 
@@ -147,7 +173,7 @@ async def ws_run(port: int, key: str, redis_url: str, clients: int, seconds: flo
                  pid: int) -> dict[str, Any]:
     """(a) Connect + first message of one more client while `clients` are connected to a running job that gets
     an event every 20 ms (each fanned out to all of them); (b) `clients` connecting in a closed loop."""
-    redis = Redis.from_url(redis_url)
+    redis = Redis.from_url(redis_url, client_name=BENCH_CLIENT)
     store = JobStore(redis)
     record = await new_job(store, n)
     url = f"ws://127.0.0.1:{port}/api/v1/job/{record.id}/stream"
@@ -223,9 +249,9 @@ def main() -> None:
                                                                          "most 4 progress events a second)")
     parser.add_argument("--ws-clients", type=int, default=50)
     parser.add_argument("--ws-seconds", type=float, default=10.0)
+    parser.add_argument("--only", choices=("sse", "ws"), help="run one of the two parts")
     args = parser.parse_args()
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    resource.setrlimit(resource.RLIMIT_NOFILE, (min(hard, 65536), hard))  # the web process inherits it
+    nofile = raise_open_files_limit(2 * args.clients + 1000)
     with exclusive("streams"), tempfile.TemporaryDirectory(prefix="aqe-streams-bench-") as tmp:
         work = Path(tmp)
         key_file = work / "app.pem"
@@ -252,23 +278,26 @@ def main() -> None:
             ws: list[dict[str, Any]] = []
             try:
                 for run in range(args.runs):
-                    wait_quiet()
-                    sse.append(asyncio.run(sse_run(port, key, redis_url, args.clients, args.events, web.pid, run,
-                                                    args.interval_ms / 1000)))
-                    print("sse", json.dumps(sse[-1]), flush=True)
-                    ws.append(asyncio.run(ws_run(port, key, redis_url, args.ws_clients, args.ws_seconds, 1000 + run,
-                                                  web.pid)))
-                    print("ws", json.dumps(ws[-1]), flush=True)
+                    if args.only != "ws":
+                        wait_quiet()
+                        sse.append(asyncio.run(sse_run(port, key, redis_url, args.clients, args.events, web.pid, run,
+                                                        args.interval_ms / 1000)))
+                        print("sse", json.dumps(sse[-1]), flush=True)
+                    if args.only != "sse":
+                        wait_quiet()
+                        ws.append(asyncio.run(ws_run(port, key, redis_url, args.ws_clients, args.ws_seconds,
+                                                      1000 + run, web.pid)))
+                        print("ws", json.dumps(ws[-1]), flush=True)
             finally:
                 stop(web)
                 if os.environ.get("AQE_BENCH_DEBUG"):
                     print((work / "web.log").read_text()[-3000:])
-    summary = {"sse": {k: statistics.median(r[k] for r in sse) for k in sse[0]},
-               "ws": {k: statistics.median(r[k] for r in ws) for k in ws[0]},
+    summary = {"sse": medians(sse), "ws": medians(ws),
                "every_client_got_every_event": all(r["clients_with_every_event"] == r["clients"] for r in sse)}
     RESULTS.mkdir(exist_ok=True)
-    (RESULTS / "streams.json").write_text(json.dumps({"machine": machine(), "args": vars(args), "summary": summary,
-                                                      "runs": {"sse": sse, "ws": ws}}, indent=2))
+    (RESULTS / "streams.json").write_text(json.dumps({"machine": machine(), "code": git_state(None),
+                                                      "open_files_limit": nofile, "args": vars(args),
+                                                      "summary": summary, "runs": {"sse": sse, "ws": ws}}, indent=2))
     print(json.dumps(summary, indent=2))
 
 

@@ -5,7 +5,11 @@ after it connected. A blocking `XREAD` per client would hold one Redis connectio
 instead one reader task holds one dedicated connection and blocks on the streams of every job watched in this
 process at once, and hands each entry to the subscribers' queues. When a job is first watched the reader is woken
 (`CLIENT UNBLOCK`) so it adds that stream at once. A subscriber too slow to keep up (its queue full) is dropped
-with a `None` in its queue: it reconnects and resumes from its last event id, so nothing is lost.
+with a `None` in its queue, so it never holds up the others: its client reconnects and resumes from its last event
+id, so nothing is lost.
+
+What every subscriber of a job needs at the same moment — the job's record when its final event arrives — is
+read once for all of them (`shared`), not once per client.
 
 The backlog (what happened before the client connected, or since the id it resumes after) is read by the
 subscriber with `XRANGE` after it subscribed; ids it already had are skipped, so nothing is seen twice.
@@ -16,8 +20,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 import msgspec
 from redis.asyncio import Redis
@@ -29,6 +34,8 @@ log = logging.getLogger("aqe.events")
 BLOCK_MS = 15_000  # the reader's XREAD BLOCK; a new job wakes it sooner
 BATCH = 500  # entries per stream per XREAD
 QUEUE_SIZE = 1_000  # events a subscriber may be behind before it is dropped (and resumes)
+SHARED_KEEP_S = 5.0  # how long a `shared` answer is reused
+T = TypeVar("T")
 Event = tuple[str, dict[str, Any]]  # (stream entry id, {"type": ..., **data})
 
 
@@ -65,10 +72,31 @@ class Subscription:
             self.queue.put_nowait(event)
             return True
         except asyncio.QueueFull:
-            while not self.queue.empty():
-                self.queue.get_nowait()
-            self.queue.put_nowait(None)
+            self.end()
             return False
+
+    def end(self) -> None:
+        """What is queued is dropped and None follows: the client resumes from the last id it got."""
+        while not self.queue.empty():
+            self.queue.get_nowait()
+        self.queue.put_nowait(None)
+
+
+class Subscribed:
+    """`async with hub.subscription(job_id) as sub:` (a class, not a generator: a stream's generator closed by the
+    loop at exit, or by the collector, unsubscribes whatever order the generators are closed in)."""
+
+    def __init__(self, hub: EventHub, job_id: str) -> None:
+        self.hub, self.job_id = hub, job_id
+        self.sub: Subscription | None = None
+
+    async def __aenter__(self) -> Subscription:
+        self.sub = await self.hub.subscribe(self.job_id)
+        return self.sub
+
+    async def __aexit__(self, *exc: object) -> None:
+        if self.sub is not None:
+            self.hub.unsubscribe(self.sub)
 
 
 @dataclass
@@ -89,6 +117,9 @@ class EventHub:
         self._reader_id: int | None = None
         self._task: asyncio.Task[None] | None = None
         self._kicks: set[asyncio.Task[None]] = set()
+        self._shared: dict[str, asyncio.Future[Any]] = {}
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._draining = False
 
     @classmethod
     def for_url(cls, redis: Redis, url: str) -> EventHub:
@@ -96,7 +127,23 @@ class EventHub:
 
     async def start(self) -> None:
         """Start the reader task (it connects when a job is first watched, and again after Redis went away)."""
+        self._loop = asyncio.get_running_loop()
         self._task = asyncio.create_task(self._read_forever(), name="aqe-event-hub")
+
+    def drain(self) -> None:
+        """The server is stopping: end every subscription now, and any made from now on, so that each stream
+        ends (without a final message) and its client resumes by its last id on another web process, instead of
+        being held until the server's graceful-shutdown timeout cuts it."""
+        self._draining = True
+        for watch in self._watches.values():
+            for sub in watch.subscribers:
+                sub.end()
+        self._watches.clear()
+
+    def drain_threadsafe(self) -> None:
+        """`drain` from any thread or a signal handler."""
+        if self._loop is not None and not self._loop.is_closed():
+            self._loop.call_soon_threadsafe(self.drain)
 
     async def close(self) -> None:
         for task in (self._task, *self._kicks):
@@ -110,19 +157,36 @@ class EventHub:
     def watched(self) -> int:
         return len(self._watches)
 
-    @contextlib.asynccontextmanager
-    async def subscription(self, job_id: str) -> Any:
-        sub = await self.subscribe(job_id)
-        try:
-            yield sub
-        finally:
-            self.unsubscribe(sub)
+    async def shared(self, key: str, fetch: Callable[[], Awaitable[T]], keep_s: float = SHARED_KEEP_S) -> T:
+        """`await fetch()` once for every caller asking for `key` within `keep_s` s (e.g. a job's record when its
+        final event reaches a thousand clients at once). A failed fetch is not kept."""
+        future = self._shared.get(key)
+        if future is None:
+            future = asyncio.ensure_future(fetch())
+            self._shared[key] = future
+            future.add_done_callback(lambda done: self._forget(key, done, keep_s))
+        return await asyncio.shield(future)
+
+    def _forget(self, key: str, done: asyncio.Future[Any], keep_s: float) -> None:
+        if done.cancelled() or done.exception() is not None:
+            self._shared.pop(key, None)
+        else:
+            asyncio.get_running_loop().call_later(keep_s, self._shared.pop, key, None)
+
+    def subscription(self, job_id: str) -> Subscribed:
+        return Subscribed(self, job_id)
 
     async def subscribe(self, job_id: str) -> Subscription:
         sub = Subscription(job_id)
+        if self._draining:
+            sub.end()
+            return sub
         watch = self._watches.get(job_id)
         if watch is None:
             newest = await self.redis.xrevrange(events_key(job_id), count=1)
+            if self._draining:  # began while we asked
+                sub.end()
+                return sub
             cursor = entry_event(*newest[0])[0] if newest else "0-0"
             watch = self._watches.setdefault(job_id, _Watch(cursor))
             self._generation += 1

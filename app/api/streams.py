@@ -16,11 +16,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import AsyncIterator
+from types import FrameType
 from typing import Any
 
 import msgspec
+from starlette.applications import Starlette
 from starlette.requests import HTTPConnection, Request
-from starlette.responses import StreamingResponse
+from starlette.responses import Response, StreamingResponse
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from app.api.auth import require_job_visible, require_scope
@@ -32,6 +34,7 @@ from jobs.model import TERMINAL_STATUSES, JobRecord
 from jobs.store import JobStore
 
 KEEPALIVE_S = 15.0
+SSE_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}  # no proxy caches or buffers the stream
 FINAL_TYPES = ("complete", "error")
 BACKLOG_PAGE = 1_000
 _encode = msgspec.json.Encoder().encode
@@ -103,7 +106,7 @@ async def job_messages(store: JobStore, hub: EventHub, record: JobRecord, after:
             for event_id, event in page:
                 last = event_id
                 if event["type"] in FINAL_TYPES:
-                    yield message_of(event_id, event, await store.get(record.id) or record)
+                    yield message_of(event_id, event, await final_record(store, hub, record, event_id))
                     return
                 yield message_of(event_id, event)
             if len(page) == BACKLOG_PAGE:
@@ -131,9 +134,15 @@ async def job_messages(store: JobStore, hub: EventHub, record: JobRecord, after:
                 continue  # already sent from the backlog
             last = event_id
             if event["type"] in FINAL_TYPES:
-                yield message_of(event_id, event, await store.get(record.id) or current)
+                yield message_of(event_id, event, await final_record(store, hub, current, event_id))
                 return
             yield message_of(event_id, event)
+
+
+async def final_record(store: JobStore, hub: EventHub, record: JobRecord, event_id: str) -> JobRecord:
+    """The job as its final event left it, read once for all this process's clients of the job (a thousand
+    clients reaching the final event together would otherwise make a thousand reads of the same record)."""
+    return await hub.shared(f"record:{record.id}:{event_id}", lambda: store.get(record.id)) or record
 
 
 async def ended_job_messages(store: JobStore, record: JobRecord, after: str) -> AsyncIterator[dict[str, Any]]:
@@ -152,47 +161,79 @@ async def ended_job_messages(store: JobStore, record: JobRecord, after: str) -> 
             return
 
 
+def end_streams_on_exit(server: Any, app: Starlette) -> None:
+    """Make the uvicorn `server`'s SIGTERM/SIGINT end this process's open job streams at once
+    (`EventHub.drain`): their clients resume on another web process by their last id, instead of being held
+    until uvicorn's graceful-shutdown timeout cuts them. (WebSockets are closed 1012 by uvicorn itself.)"""
+    stop = server.handle_exit
+
+    def handle_exit(sig: int, frame: FrameType | None) -> None:
+        stop(sig, frame)
+        hub: EventHub | None = getattr(app.state, "event_hub", None)
+        if hub is not None:
+            hub.drain_threadsafe()
+
+    server.handle_exit = handle_exit
+
+
 def keepalive_interval(connection: HTTPConnection) -> float:
     return float(getattr(connection.app.state, "stream_keepalive_s", KEEPALIVE_S))
 
 
-async def job_events(request: Request) -> StreamingResponse:
-    """GET /api/v1/job/{id}/events: Server-Sent Events."""
+async def job_events(request: Request) -> Response:
+    """GET /api/v1/job/{id}/events: Server-Sent Events. (HEAD: the headers alone; a stream would never end.)"""
     record = await visible_record(request, request.path_params["job_id"])
     after = resume_point(request)
+    if request.method == "HEAD":
+        return Response(media_type="text/event-stream", headers=SSE_HEADERS)
     messages = job_messages(request.app.state.store, request.app.state.event_hub, record, after,
                             keepalive_interval(request))
 
     async def frames() -> AsyncIterator[bytes]:
-        yield b"retry: 2000\n\n"
-        async for message in messages:
-            yield b": ping\n\n" if message["type"] == "ping" else sse_frame(message)
+        try:
+            yield b"retry: 2000\n\n"
+            async for message in messages:
+                yield b": ping\n\n" if message["type"] == "ping" else sse_frame(message)
+        finally:  # the client left: unsubscribe now, in order (not whenever the collector gets to it)
+            await messages.aclose()
 
-    return StreamingResponse(frames(), media_type="text/event-stream",
-                             headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
+    return StreamingResponse(frames(), media_type="text/event-stream", headers=SSE_HEADERS)
 
 
 CLOSE_CODES = {401: 4401, 403: 4403, 404: 4404, 422: 4422, 429: 4429}
+CLOSE_REASON_MAX = 123  # bytes of UTF-8 a WebSocket close frame has room for
+CLOSE_FELL_BEHIND = 1013  # "try again later": the client reconnects with ?after=<the last id it got>
+
+
+def close_reason(detail: str) -> str:
+    """`detail` cut to fit a close frame (it may quote a path with any characters)."""
+    return detail.encode()[:CLOSE_REASON_MAX].decode(errors="ignore")
 
 
 async def job_stream(websocket: WebSocket) -> None:
-    """WS /api/v1/job/{id}/stream: the same messages as JSON; closed (1000) after the final one. A refused
-    connection is accepted and closed with 4401/4403/4404 and the reason."""
+    """WS /api/v1/job/{id}/stream: the same messages as JSON; closed (1000) after the final one, 1013 when the
+    client fell too far behind (it resumes with ?after=). A refused connection is accepted and closed with
+    4401/4403/4404 and the reason."""
     await websocket.accept()
     try:
         record = await visible_record(websocket, websocket.path_params["job_id"])
         after = resume_point(websocket)
     except ApiError as exc:
         await websocket.send_text(_encode({"type": "error", "code": exc.code, "error": exc.detail}).decode())
-        await websocket.close(CLOSE_CODES.get(exc.status, 4400), exc.detail[:120])
+        await websocket.close(CLOSE_CODES.get(exc.status, 4400), close_reason(exc.detail))
         return
     messages = job_messages(websocket.app.state.store, websocket.app.state.event_hub, record, after,
                             keepalive_interval(websocket))
 
     async def send_all() -> None:
+        kind = ""
         async for message in messages:
+            kind = message["type"]
             await websocket.send_text(_encode(message).decode())
-        await websocket.close(1000)
+        if kind in FINAL_TYPES:
+            await websocket.close(1000)
+        else:  # dropped for falling too far behind (see jobs.event_hub)
+            await websocket.close(CLOSE_FELL_BEHIND, "fell behind: reconnect with ?after=<the last id you got>")
 
     async def until_client_leaves() -> None:  # what the client sends is ignored; its close ends the stream now
         while (await websocket.receive())["type"] != "websocket.disconnect":

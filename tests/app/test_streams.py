@@ -9,6 +9,7 @@ import asyncio
 import json
 import secrets
 from collections.abc import AsyncIterator, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import httpx
@@ -23,6 +24,7 @@ from jobs import apikeys
 from jobs.links import job_link_token
 from jobs.model import JobRecord, RunRequest
 from jobs.store import JobStore
+from tests.app.conftest import make_key
 from tests.fakes.server import ThreadedServer
 
 JWT_SECRET = "stream-test-secret-" + "y" * 32
@@ -52,24 +54,6 @@ async def store(redis_url: str, server: str) -> AsyncIterator[JobStore]:
     client = Redis.from_url(redis_url)
     yield JobStore(client)
     await client.aclose()
-
-
-def _key(redis_url: str, name: str = "ci", **options: Any) -> str:
-    async def make() -> str:
-        client = Redis.from_url(redis_url)
-        try:
-            return await apikeys.create_key(client, name, **options)
-        finally:
-            await client.aclose()
-
-    return _sync(make())
-
-
-def _sync(coro: Any) -> Any:
-    import concurrent.futures
-
-    with concurrent.futures.ThreadPoolExecutor(1) as pool:  # the test's own loop is running
-        return pool.submit(asyncio.run, coro).result()
 
 
 async def _job(store: JobStore, repo: str = "acme/widgets") -> JobRecord:
@@ -130,7 +114,7 @@ def _ws_url(server: str, job_id: str, query: str = "") -> str:
 
 async def test_sse_replays_goes_live_and_closes_after_the_final_event(server: str, store: JobStore,
                                                                       redis_url: str) -> None:
-    key, record = _key(redis_url), await _job(store)
+    key, record = make_key(redis_url), await _job(store)
     async with httpx.AsyncClient(timeout=10) as http:
         async with http.stream("GET", _events_url(server, record.id), headers=_auth(key)) as response:
             assert response.status_code == 200
@@ -154,7 +138,7 @@ async def test_sse_replays_goes_live_and_closes_after_the_final_event(server: st
 
 async def test_sse_resumes_after_a_dropped_connection_with_no_gap_and_no_duplicate(server: str, store: JobStore,
                                                                                    redis_url: str) -> None:
-    key, record = _key(redis_url), await _job(store)
+    key, record = make_key(redis_url), await _job(store)
     sent = [await _progress(store, record, float(p), f"step {p}") for p in (10, 20)]
     async with httpx.AsyncClient(timeout=10) as http:
         async with http.stream("GET", _events_url(server, record.id), headers=_auth(key)) as response:
@@ -176,7 +160,7 @@ async def test_sse_resumes_after_a_dropped_connection_with_no_gap_and_no_duplica
 
 
 async def test_a_finished_job_replays_everything_and_closes(server: str, store: JobStore, redis_url: str) -> None:
-    key, record = _key(redis_url), await _job(store)
+    key, record = make_key(redis_url), await _job(store)
     await _progress(store, record, 50.0, "half")
     await _complete(store, record)
     async with connect(_ws_url(server, record.id), additional_headers=_auth(key)) as ws:
@@ -189,7 +173,7 @@ async def test_a_finished_job_replays_everything_and_closes(server: str, store: 
 
 
 async def test_websocket_messages_live_with_keepalive_pings(server: str, store: JobStore, redis_url: str) -> None:
-    key, record = _key(redis_url), await _job(store)
+    key, record = make_key(redis_url), await _job(store)
     async with connect(_ws_url(server, record.id), additional_headers=_auth(key)) as ws:
         assert json.loads(await ws.recv())["message"] == "queued"
         assert json.loads(await asyncio.wait_for(ws.recv(), 5)) == {"type": "ping"}  # idle: 0.5 s in this test
@@ -207,7 +191,7 @@ async def test_websocket_messages_live_with_keepalive_pings(server: str, store: 
 
 
 async def test_sse_keepalive_comment_while_idle(server: str, store: JobStore, redis_url: str) -> None:
-    key, record = _key(redis_url), await _job(store)
+    key, record = make_key(redis_url), await _job(store)
     async with httpx.AsyncClient(timeout=10) as http:
         async with http.stream("GET", _events_url(server, record.id), headers=_auth(key)) as response:
             sse = SseClient(response)
@@ -218,16 +202,16 @@ async def test_sse_keepalive_comment_while_idle(server: str, store: JobStore, re
 
 async def test_refusals_sse_and_websocket(server: str, store: JobStore, redis_url: str) -> None:
     record = await _job(store, "acme/widgets")
-    fleet_only = _key(redis_url, "f", scopes=["fleet:read"])
-    other_repo = _key(redis_url, "o", repos=["other/*"])
+    fleet_only = make_key(redis_url, "f", scopes=["fleet:read"])
+    other_repo = make_key(redis_url, "o", repos=["other/*"])
     async with httpx.AsyncClient(timeout=10) as http:
-        missing = await http.get(_events_url(server, "f" * 24), headers=_auth(_key(redis_url)))
+        missing = await http.get(_events_url(server, "f" * 24), headers=_auth(make_key(redis_url)))
         assert missing.status_code == 404 and missing.headers["content-type"] == "application/problem+json"
         anonymous = await http.get(_events_url(server, record.id))
         assert anonymous.status_code == 401 and anonymous.headers["www-authenticate"].startswith("Bearer")
         assert (await http.get(_events_url(server, record.id), headers=_auth(fleet_only))).status_code == 403
         assert (await http.get(_events_url(server, record.id), headers=_auth(other_repo))).status_code == 404
-        bad_after = await http.get(_events_url(server, record.id) + "?after=nope", headers=_auth(_key(redis_url)))
+        bad_after = await http.get(_events_url(server, record.id) + "?after=nope", headers=_auth(make_key(redis_url)))
         assert bad_after.status_code == 422
         forged = await http.get(_events_url(server, record.id) + "?t=9999999999.AAAA")
         assert forged.status_code == 401
@@ -251,8 +235,8 @@ async def test_refusals_sse_and_websocket(server: str, store: JobStore, redis_ur
 
 async def test_many_clients_each_get_every_event_over_one_reader_connection(server: str, store: JobStore,
                                                                            redis_url: str) -> None:
-    key, record = _key(redis_url), await _job(store)
-    clients = 150
+    key, record = make_key(redis_url), await _job(store)
+    clients = 200
     before = len(redis_sync.Redis.from_url(redis_url).client_list())
 
     async def follow(ws_index: int) -> list[str]:
@@ -266,7 +250,9 @@ async def test_many_clients_each_get_every_event_over_one_reader_connection(serv
     sent.append(await _complete(store, record))
     received = await asyncio.wait_for(asyncio.gather(*tasks), 60)
     assert all(ids[1:] == sent for ids in received)  # the queued event, then every one of ours, in order
-    assert during - before <= 20, (before, during)  # not one Redis connection per client
+    # not one Redis connection per client: the reader plus what the shared pool grows to while they all
+    # authenticate at once (it varies with the machine's load: 2 to 24 seen for 200 clients)
+    assert during - before <= clients // 5, (before, during)
 
 
 async def test_a_job_that_ends_while_the_backlog_is_sent_delivers_every_event_then_the_final_one(
@@ -300,7 +286,7 @@ async def test_a_job_that_ends_while_the_backlog_is_sent_delivers_every_event_th
 async def test_websocket_connections_count_against_the_rate_limit(server: str, store: JobStore, redis_url: str) -> None:
     from websockets.exceptions import InvalidStatus
 
-    key, record = _key(redis_url, "tiny", rate_limit="2/minute"), await _job(store)
+    key, record = make_key(redis_url, "tiny", rate_limit="2/minute"), await _job(store)
     await _complete(store, record)
     for _ in range(2):
         async with connect(_ws_url(server, record.id), additional_headers=_auth(key)) as ws:
@@ -311,3 +297,272 @@ async def test_websocket_connections_count_against_the_rate_limit(server: str, s
     response = refused.value.response
     assert response.status_code == 429 and int(response.headers["retry-after"]) >= 1
     assert json.loads(response.body)["code"] == "rate_limited"
+
+
+async def test_sse_resumes_with_after_in_the_query(server: str, store: JobStore, redis_url: str) -> None:
+    key, record = make_key(redis_url), await _job(store)
+    seen = await _progress(store, record, 10.0, "seen")
+    missed = [await _progress(store, record, float(p), f"step {p}") for p in (20, 30)]
+    async with httpx.AsyncClient(timeout=10) as http:
+        async with http.stream("GET", _events_url(server, record.id) + f"?after={seen}", headers=_auth(key)) as r:
+            sse = SseClient(r)
+            await sse.next()  # retry
+            assert [(await sse.next())["id"] for _ in range(2)] == missed
+            live = await _progress(store, record, 40.0, "step 40")
+            final = await _complete(store, record)
+            assert [(await sse.next())["id"] for _ in range(2)] == [live, final]
+
+
+async def test_websocket_resumes_a_running_job_after_an_id(server: str, store: JobStore, redis_url: str) -> None:
+    key, record = make_key(redis_url), await _job(store)
+    seen = await _progress(store, record, 10.0, "seen")
+    missed = await _progress(store, record, 20.0, "missed")
+    async with connect(_ws_url(server, record.id, f"?after={seen}"), additional_headers=_auth(key)) as ws:
+        assert json.loads(await ws.recv())["id"] == missed
+        final = await _complete(store, record)
+        rest = [json.loads(m) async for m in ws if json.loads(m)["type"] != "ping"]
+        assert [(m["type"], m["id"]) for m in rest] == [("complete", final)]
+        assert ws.close_code == 1000
+
+
+async def test_head_answers_the_headers_without_following_the_job(server: str, store: JobStore,
+                                                                  redis_url: str) -> None:
+    key, record = make_key(redis_url), await _job(store)  # running: a GET would stream until it ends
+    async with httpx.AsyncClient(timeout=5) as http:
+        head = await http.head(_events_url(server, record.id), headers=_auth(key))
+    assert head.status_code == 200 and head.headers["content-type"].startswith("text/event-stream")
+    assert head.headers["cache-control"] == "no-cache" and head.headers["x-accel-buffering"] == "no"
+
+
+async def test_websocket_accepts_the_job_link_token_and_refuses_a_bad_one(server: str, store: JobStore) -> None:
+    record = await _job(store)
+    await _complete(store, record)
+    token = job_link_token(JWT_SECRET, record.id)
+    async with connect(_ws_url(server, record.id, f"?t={token}")) as ws:
+        assert [json.loads(m)["type"] async for m in ws] == ["progress", "complete"]
+    other = await _job(store)
+    for query in (f"?t={token}", "?t=9999999999.AAAA"):  # another job's token; a forged one
+        async with connect(_ws_url(server, other.id, query)) as ws:
+            assert json.loads(await ws.recv())["code"] in ("unauthenticated", "invalid_credentials")
+            with pytest.raises(ConnectionClosed):
+                await ws.recv()
+            assert ws.close_code == 4401
+
+
+async def test_a_subscriber_that_falls_behind_is_dropped_without_holding_up_others_and_resumes(
+        store: JobStore, redis_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    from app.api.streams import job_messages
+    from jobs import event_hub
+
+    monkeypatch.setattr(event_hub, "QUEUE_SIZE", 3)
+    record = await _job(store)
+    hub = event_hub.EventHub.for_url(store.redis, redis_url)
+    await hub.start()
+    try:
+        slow = job_messages(store, hub, record, "0-0", keepalive_s=5)
+        assert (await anext(slow))["status"] == "queued"  # subscribed, backlog sent; now it stops reading
+        monkeypatch.setattr(event_hub, "QUEUE_SIZE", 1_000)
+        async with hub.subscription(record.id) as fast:
+            sent = [await _progress(store, record, float(p), f"p{p}") for p in range(1, 11)]
+            got = [(await asyncio.wait_for(fast.queue.get(), 5))[0] for _ in sent]  # type: ignore[index]
+            assert got == sent  # the other subscriber got everything, at once
+        assert [m async for m in slow] == []  # the slow one ends early (no final message): its client reconnects
+        resumed = job_messages(store, hub, record, _first_id(await store.events(record.id)), keepalive_s=5)
+        final = await _complete(store, record)
+        ids = [m["id"] async for m in resumed]
+        assert ids == [*sent, final]  # resuming after its last id: nothing lost, nothing twice
+        assert hub.watched == 0
+    finally:
+        await hub.close()
+
+
+async def test_a_websocket_that_falls_behind_is_closed_1013_and_resumes_with_after(
+        server: str, store: JobStore, redis_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    from jobs import event_hub
+    from jobs.store import events_key
+
+    key, record = make_key(redis_url), await _job(store)
+    monkeypatch.setattr(event_hub, "QUEUE_SIZE", 2)  # the server runs in this process: a queue of 2 for it
+    async with connect(_ws_url(server, record.id), additional_headers=_auth(key)) as ws:
+        queued = json.loads(await ws.recv())["id"]
+        async with store.redis.pipeline(transaction=True) as pipe:  # one XREAD reply of 5: more than the queue
+            for p in range(1, 6):
+                pipe.xadd(events_key(record.id), {"type": "progress", "data": json.dumps({"progress": float(p)})})
+            burst = [eid.decode() for eid in await pipe.execute()]
+        rest: list[dict[str, Any]] = []
+        with pytest.raises(ConnectionClosed):  # not a normal close: the client is to come back
+            while True:
+                rest.append(json.loads(await asyncio.wait_for(ws.recv(), 5)))
+        assert all(m["type"] == "ping" for m in rest)  # nothing of the burst: it was dropped, not sent in part
+        assert ws.close_code == 1013 and "?after=" in (ws.close_reason or "")
+    monkeypatch.setattr(event_hub, "QUEUE_SIZE", 1_000)
+    async with connect(_ws_url(server, record.id, f"?after={queued}"), additional_headers=_auth(key)) as ws:
+        resumed = [json.loads(await ws.recv())["id"] for _ in burst]
+        final = await _complete(store, record)
+        assert resumed == burst and [json.loads(m)["id"] async for m in ws if json.loads(m)["type"] != "ping"] == [final]
+
+
+async def test_drain_ends_every_subscription_and_refuses_new_ones(store: JobStore, redis_url: str) -> None:
+    from jobs.event_hub import EventHub
+
+    record = await _job(store)
+    hub = EventHub.for_url(store.redis, redis_url)
+    await hub.start()
+    try:
+        async with hub.subscription(record.id) as a, hub.subscription(record.id) as b:
+            hub.drain()
+            assert a.queue.get_nowait() is None and b.queue.get_nowait() is None and hub.watched == 0
+            async with hub.subscription(record.id) as late:
+                assert late.queue.get_nowait() is None and hub.watched == 0
+    finally:
+        await hub.close()
+
+
+def test_stopping_the_server_ends_open_sse_streams_at_once(tmp_path: Any, redis_url: str,
+                                                           rsa_key_pair: tuple[bytes, bytes]) -> None:
+    """SIGTERM (uvicorn's handle_exit) ends the streams now: without it they hold the process for the graceful
+    shutdown timeout (10 s for `aqe web`) and are then cut."""
+    import signal
+    import time
+
+    from app.api.streams import end_streams_on_exit
+    from jobs.settings import load_settings
+    from tests.conftest import APP_ID, WEBHOOK_SECRET
+
+    key_file = tmp_path / "app.pem"
+    key_file.write_bytes(rsa_key_pair[0])
+    settings = load_settings({"REDIS_URL": redis_url, "GITHUB_APP_ID": str(APP_ID),
+                              "GITHUB_PRIVATE_KEY_PATH": str(key_file), "GITHUB_WEBHOOK_SECRET": WEBHOOK_SECRET,
+                              "AQE_DATA_DIR": str(tmp_path / "data"), "AQE_JWT_SECRET": JWT_SECRET},
+                             dotenv_path=None)
+    app = create_app(settings)
+    runner = ThreadedServer(app, "aqe-web-drain", lifespan="on", timeout_graceful_shutdown=10)
+    url = runner.start()
+    server, thread = runner._server, runner._thread
+    assert server is not None and thread is not None
+    end_streams_on_exit(server, app)
+
+    async def follow() -> tuple[list[str], float]:
+        client = Redis.from_url(redis_url)
+        try:
+            record = await _job(JobStore(client))
+            key = await apikeys.create_key(client, "drain")
+        finally:
+            await client.aclose()
+        events: list[str] = []
+        async with httpx.AsyncClient(timeout=20) as http:
+            async with http.stream("GET", _events_url(url, record.id), headers=_auth(key)) as response:
+                sse = SseClient(response)
+                await sse.next()  # retry
+                events.append((await sse.next())["event"])  # queued: following the running job
+                stopped = time.monotonic()
+                server.handle_exit(signal.SIGTERM, None)
+                with pytest.raises(StopAsyncIteration):  # the stream ends: no final message, no error
+                    while True:
+                        events.append((await sse.next())["event"])
+                return events, time.monotonic() - stopped
+
+    with ThreadPoolExecutor(1) as pool:  # its own loop: the server runs in this thread's
+        events, took = pool.submit(asyncio.run, follow()).result()
+    thread.join(15)
+    assert events == ["progress"] and took < 5 and not thread.is_alive()
+
+
+def _first_id(events: list[tuple[str, Any]]) -> str:
+    return events[0][0]
+
+
+async def test_the_final_record_is_read_once_for_all_clients_of_a_job(store: JobStore, redis_url: str) -> None:
+    from app.api.streams import job_messages
+    from jobs.event_hub import EventHub
+
+    record = await _job(store)
+
+    class Counting(JobStore):
+        reads = 0
+
+        async def get(self, job_id: str) -> JobRecord | None:
+            Counting.reads += 1
+            return await super().get(job_id)
+
+    counting = Counting(store.redis)
+    hub = EventHub.for_url(store.redis, redis_url)
+    await hub.start()
+    try:
+        followers = [job_messages(counting, hub, record, "0-0", keepalive_s=5) for _ in range(50)]
+        for follower in followers:
+            assert (await anext(follower))["status"] == "queued"
+        await _complete(store, record)
+        finals = await asyncio.gather(*(anext(follower) for follower in followers))
+        for follower in followers:
+            await follower.aclose()
+    finally:
+        await hub.close()
+    assert all(m["type"] == "complete" and m["result"]["conclusion"] == "success" for m in finals)
+    assert Counting.reads == len(followers) + 1  # each one's "still running?" after its backlog; the final: once
+
+
+async def test_the_reader_reconnects_when_its_connection_is_killed(store: JobStore, redis_url: str) -> None:
+    from jobs.event_hub import EventHub
+
+    record = await _job(store)
+    hub = EventHub.for_url(store.redis, redis_url)
+    await hub.start()
+    try:
+        async with hub.subscription(record.id) as sub:
+            first = await _progress(store, record, 10.0, "before")
+            assert (await asyncio.wait_for(sub.queue.get(), 5))[0] == first  # type: ignore[index]
+            reader_id = hub._reader_id
+            assert reader_id is not None
+            await store.redis.client_kill_filter(_id=reader_id)
+            after = await _progress(store, record, 20.0, "after")
+            assert (await asyncio.wait_for(sub.queue.get(), 10))[0] == after  # type: ignore[index]
+            assert hub._reader_id not in (None, reader_id)
+    finally:
+        await hub.close()
+
+
+async def test_shared_fetches_once_for_concurrent_callers_and_forgets_failures(store: JobStore,
+                                                                               redis_url: str) -> None:
+    from jobs.event_hub import EventHub
+
+    hub, calls = EventHub.for_url(store.redis, redis_url), []
+
+    async def fetch() -> int:
+        calls.append(1)
+        await asyncio.sleep(0.01)
+        return len(calls)
+
+    assert await asyncio.gather(*(hub.shared("k", fetch) for _ in range(100))) == [1] * 100
+    assert await hub.shared("k", fetch) == 1 and len(calls) == 1  # kept a while
+
+    async def failing() -> int:
+        raise RuntimeError("redis went away")
+
+    with pytest.raises(RuntimeError):
+        await hub.shared("f", failing)
+    assert await hub.shared("f", fetch) == 2  # the failure was not kept
+    await hub.close()
+
+
+def test_pure_helpers() -> None:
+    from app.api.streams import close_reason, message_of, sse_frame
+    from jobs.event_hub import entry_event, id_after, valid_id
+
+    assert id_after("10-0", "9-5") and id_after("9-6", "9-5") and not id_after("9-5", "9-5")
+    assert not id_after("9-4", "9-5") and id_after("1732838400000-0", "0-0")
+    assert valid_id("1732838400000-0") and valid_id("1732838400000") and valid_id("0-0")
+    assert not any(valid_id(v) for v in ("nope", "-1", "1-x", "1" * 41, ""))
+    assert entry_event(b"5-1", {b"type": b"progress", b"data": b'{"progress": 5.0}'}) == (
+        "5-1", {"type": "progress", "progress": 5.0})
+    progress = message_of("5-1", {"type": "progress", "progress": 45.2, "message": "agent:tests started",
+                                  "status": "running"})
+    assert progress == {"type": "progress", "progress": 45.2, "message": "agent:tests started", "status": "running",
+                        "id": "5-1"}
+    assert sse_frame(progress) == (b'id: 5-1\nevent: progress\ndata: {"type":"progress","progress":45.2,'
+                                   b'"message":"agent:tests started","status":"running","id":"5-1"}\n\n')
+    error = message_of("6-0", {"type": "error", "status": "failed", "error": "boom"})
+    assert (error["type"], error["error"], error["id"]) == ("error", "boom", "6-0")
+    assert sse_frame({"type": "complete", "id": ""}).startswith(b"event: complete\n")  # no id line without an id
+    cut = close_reason("no job '" + "é" * 100 + "'")
+    assert len(cut.encode()) <= 123 and cut.startswith("no job 'é")
