@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import time
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -13,29 +12,13 @@ import redis as redis_sync
 from redis.asyncio import Redis
 from starlette.testclient import TestClient
 
-from app.main import create_app
 from jobs import apikeys
 from jobs.model import RunRequest
 from jobs.store import JobStore
 from jobs.tokens import issue_token
+from tests.app.conftest import JWT_SECRET, make_key, with_redis
 
-JWT_SECRET = "test-jwt-secret-" + "x" * 32
 RATE_HEADERS = ("x-ratelimit-limit", "x-ratelimit-remaining", "x-ratelimit-reset")
-
-
-def _run(action: Callable[[Redis], Any], redis_url: str) -> Any:
-    async def go() -> Any:
-        redis = Redis.from_url(redis_url)
-        try:
-            return await action(redis)
-        finally:
-            await redis.aclose()
-
-    return asyncio.run(go())
-
-
-def make_key(redis_url: str, name: str = "ci", **options: Any) -> str:
-    return _run(lambda r: apikeys.create_key(r, name, **options), redis_url)
 
 
 def make_job(redis_url: str, repo: str = "acme/widgets") -> str:
@@ -44,31 +27,11 @@ def make_job(redis_url: str, repo: str = "acme/widgets") -> str:
     async def enqueue(redis: Redis) -> str:
         return (await JobStore(redis).enqueue(request, delivery_key=f"aqe:delivery:github:{repo}")).job_id
 
-    return _run(enqueue, redis_url)
+    return with_redis(enqueue, redis_url)
 
 
 def bearer(credential: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {credential}"}
-
-
-@pytest.fixture
-def app_client(make_settings, redis_url: str) -> Iterator[Callable[..., TestClient]]:
-    redis_sync.Redis.from_url(redis_url).flushdb()
-    clients: list[TestClient] = []
-
-    def start(**settings: str) -> TestClient:
-        client = TestClient(create_app(make_settings(AQE_JWT_SECRET=JWT_SECRET, **settings)))
-        clients.append(client.__enter__())
-        return client
-
-    yield start
-    for client in clients:
-        client.__exit__(None, None, None)
-
-
-@pytest.fixture
-def client(app_client: Callable[..., TestClient]) -> TestClient:
-    return app_client()
 
 
 def test_a_valid_key_reads_a_job_and_every_answer_has_the_rate_headers(client: TestClient, redis_url: str) -> None:
@@ -105,7 +68,7 @@ def test_an_expired_key_is_refused_from_the_next_request(client: TestClient, red
         await redis.hset(apikeys.KEYS_HASH, apikeys.key_hash(key),
                          msgspec.json.encode({**record, "expires_at": time.time() - 1}))
 
-    _run(expire, redis_url)
+    with_redis(expire, redis_url)
     answer = client.get(url, headers=bearer(key))
     assert answer.status_code == 401 and "has expired" in answer.json()["detail"]
 
@@ -114,7 +77,7 @@ def test_a_revoked_key_is_refused_from_the_next_request(client: TestClient, redi
     key, job_id = make_key(redis_url), make_job(redis_url)
     url = f"/api/v1/job/{job_id}/status"
     assert client.get(url, headers=bearer(key)).status_code == 200
-    _run(lambda r: apikeys.revoke_key(r, "ci"), redis_url)
+    with_redis(lambda r: apikeys.revoke_key(r, "ci"), redis_url)
     answer = client.get(url, headers=bearer(key))
     assert answer.status_code == 401 and answer.json()["code"] == "invalid_credentials"
 
@@ -214,10 +177,10 @@ def test_a_request_marks_the_key_used_once_a_minute(client: TestClient, redis_ur
     key, job_id = make_key(redis_url), make_job(redis_url)
     before = time.time()
     client.get(f"/api/v1/job/{job_id}/status", headers=bearer(key))
-    [listed] = _run(apikeys.list_keys, redis_url)
+    [listed] = with_redis(apikeys.list_keys, redis_url)
     assert listed.last_used_at is not None and listed.last_used_at >= before - 1
     client.get(f"/api/v1/job/{job_id}/status", headers=bearer(key))
-    [again] = _run(apikeys.list_keys, redis_url)
+    [again] = with_redis(apikeys.list_keys, redis_url)
     assert again.last_used_at == listed.last_used_at  # not rewritten within the minute: one write less per request
 
 
@@ -261,7 +224,7 @@ def test_a_job_started_through_the_api_is_audited_with_who_and_from_where(client
     key = make_key(redis_url, "jenkins")
     job_id = client.post("/api/v1/test/execute", json={"repo": "acme/app", "ref": "main"},
                          headers=bearer(key)).json()["job_id"]
-    entries = _run(lambda r: audit.recent(r, 5), redis_url)
+    entries = with_redis(lambda r: audit.recent(r, 5), redis_url)
     started = [e for e in entries if e.action == "job.started"]
     assert [(e.actor, e.target, e.detail) for e in started] == [("key:jenkins", job_id, "api.test-execute acme/app")]
     assert started[0].ip == "testclient" and key not in repr(entries)
@@ -290,7 +253,7 @@ def test_a_ci_oidc_token_starts_and_reads_jobs_of_its_own_repository_only(app_cl
     assert client.get("/api/v1/fleet/status", headers=bearer(token)).status_code == 403
     from jobs import audit
 
-    [entry] = [e for e in _run(lambda r: audit.recent(r, 5), redis_url) if e.action == "job.started"]
+    [entry] = [e for e in with_redis(lambda r: audit.recent(r, 5), redis_url) if e.action == "job.started"]
     assert entry.actor == "oidc:repo:acme/widgets:ref:refs/heads/main" and token not in repr(entry)
 
 

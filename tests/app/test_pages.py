@@ -2,45 +2,27 @@
 
 from __future__ import annotations
 
-import asyncio
 import html
 import re
 import secrets
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import msgspec
-import pytest
 import redis as redis_sync
 from redis.asyncio import Redis
 from starlette.testclient import TestClient
 
-from app.main import create_app
 from app.session import COOKIE, session_claims
 from jobs import apikeys, fleet
 from jobs.links import job_link_token, job_link_valid
 from jobs.model import AgentResult, Finding, JobRecord, RunRequest
 from jobs.store import JobStore
 from jobs.tokens import issue_token
+from tests.app.conftest import JWT_SECRET, make_key, with_redis
 
-JWT_SECRET = "test-jwt-secret-" + "p" * 32
 HOSTILE = "<script>alert('x')</script>"
-
-
-def _run(action: Callable[[Redis], Any], redis_url: str) -> Any:
-    async def go() -> Any:
-        redis = Redis.from_url(redis_url)
-        try:
-            return await action(redis)
-        finally:
-            await redis.aclose()
-
-    return asyncio.run(go())
-
-
-def make_key(redis_url: str, name: str = "alice", **options: Any) -> str:
-    return _run(lambda r: apikeys.create_key(r, name, **options), redis_url)
 
 
 def make_job(redis_url: str, repo: str = "acme/widgets", pr_number: int | None = 7,
@@ -59,7 +41,7 @@ def make_job(redis_url: str, repo: str = "acme/widgets", pr_number: int | None =
             await store.save(record, "progress", {"progress": record.progress, "status": record.status})
         return job_id
 
-    return _run(enqueue, redis_url)
+    return with_redis(enqueue, redis_url)
 
 
 def finished(record: JobRecord) -> None:
@@ -69,26 +51,6 @@ def finished(record: JobRecord) -> None:
                                   findings=[Finding(path="src/<img src=x onerror=alert(1)>.py", start_line=3,
                                                     end_line=5, level="failure", rule="B105",
                                                     message=f"hard-coded password {HOSTILE}", title=HOSTILE)])]
-
-
-@pytest.fixture
-def app_client(make_settings, redis_url: str) -> Iterator[Callable[..., TestClient]]:
-    redis_sync.Redis.from_url(redis_url).flushdb()
-    clients: list[TestClient] = []
-
-    def start(**settings: str) -> TestClient:
-        client = TestClient(create_app(make_settings(AQE_JWT_SECRET=JWT_SECRET, **settings)))
-        clients.append(client.__enter__())
-        return client
-
-    yield start
-    for client in clients:
-        client.__exit__(None, None, None)
-
-
-@pytest.fixture
-def client(app_client: Callable[..., TestClient]) -> TestClient:
-    return app_client()
 
 
 def login(client: TestClient, key: str, next_path: str = "/") -> Any:
@@ -161,7 +123,7 @@ def test_static_assets_are_served_with_their_types(client: TestClient) -> None:
 # --- the browser session --------------------------------------------------------------------------------------
 
 def test_login_sets_a_signed_session_cookie_never_the_key(client: TestClient, redis_url: str) -> None:
-    key, job_id = make_key(redis_url), make_job(redis_url)
+    key, job_id = make_key(redis_url, "alice"), make_job(redis_url)
     form = client.get(f"/login?next=/jobs/{job_id}")
     assert form.status_code == 200 and "name=key" in form.text and f"value='/jobs/{job_id}'" in form.text
     assert_page_headers(form, "same-origin")  # no token in its URL; a real Origin on the form's POST
@@ -185,13 +147,13 @@ def test_login_sets_a_signed_session_cookie_never_the_key(client: TestClient, re
 
 def test_the_cookie_is_secure_behind_https(app_client: Callable[..., TestClient], redis_url: str) -> None:
     client = app_client(AQE_PUBLIC_URL="https://aqe.example.com")
-    assert "Secure" in login(client, make_key(redis_url)).headers["set-cookie"]
+    assert "Secure" in login(client, make_key(redis_url, "alice")).headers["set-cookie"]
 
 
 def test_bad_keys_do_not_log_in_and_are_not_echoed(client: TestClient, redis_url: str) -> None:
     fleet_only = make_key(redis_url, "grafana", scopes=["fleet:read"])
     expired = make_key(redis_url, "old", expires_in_s=3600)
-    _run(lambda r: r.hset(apikeys.KEYS_HASH, apikeys.key_hash(expired), msgspec.json.encode(
+    with_redis(lambda r: r.hset(apikeys.KEYS_HASH, apikeys.key_hash(expired), msgspec.json.encode(
         {**msgspec.json.decode(redis_sync.Redis.from_url(redis_url).hget(apikeys.KEYS_HASH,
                                                                          apikeys.key_hash(expired)) or b"{}"),
          "expires_at": time.time() - 1})), redis_url)
@@ -204,7 +166,7 @@ def test_bad_keys_do_not_log_in_and_are_not_echoed(client: TestClient, redis_url
 
 
 def test_a_cross_site_login_post_and_foreign_next_are_refused(client: TestClient, redis_url: str) -> None:
-    key = make_key(redis_url)
+    key = make_key(redis_url, "alice")
     answer = client.post("/login", data={"key": key}, headers={"Origin": "https://evil.example"},
                          follow_redirects=False)
     assert answer.status_code == 403 and "set-cookie" not in answer.headers
@@ -218,7 +180,7 @@ def test_a_cross_site_login_post_and_foreign_next_are_refused(client: TestClient
 
 
 def test_logout_ends_the_session_even_for_a_copied_cookie(client: TestClient, redis_url: str) -> None:
-    key, job_id = make_key(redis_url), make_job(redis_url)
+    key, job_id = make_key(redis_url, "alice"), make_job(redis_url)
     login(client, key)
     copied = client.cookies[COOKIE]
     assert client.get(f"/jobs/{job_id}").status_code == 200
@@ -237,7 +199,7 @@ def test_a_revoked_or_expired_key_s_session_is_refused_from_the_next_request(cli
     key = make_key(redis_url, "bob")
     login(client, key)
     assert client.get(f"/jobs/{job_id}").status_code == 200
-    _run(lambda r: apikeys.revoke_key(r, "bob"), redis_url)
+    with_redis(lambda r: apikeys.revoke_key(r, "bob"), redis_url)
     assert client.get(f"/jobs/{job_id}").status_code == 403
     assert client.get("/", follow_redirects=False).headers["location"] == "/login?next=%2F"
 
@@ -262,7 +224,7 @@ def test_a_repository_limited_key_sees_its_repositories_only(client: TestClient,
 
 
 def test_sessions_and_api_credentials_are_not_interchangeable(client: TestClient, redis_url: str) -> None:
-    key, job_id = make_key(redis_url), make_job(redis_url)
+    key, job_id = make_key(redis_url, "alice"), make_job(redis_url)
     login(client, key)
     session = client.cookies[COOKIE]
     api = client.get(f"/api/v1/job/{job_id}/status", headers={"Authorization": f"Bearer {session}"})
@@ -282,8 +244,8 @@ def test_the_dashboard_needs_a_login_and_shows_the_fleet_and_recent_jobs(client:
     assert answer.status_code == 303 and answer.headers["location"] == "/login?next=%2F"
     running = make_job(redis_url, change=lambda r: setattr(r, "status", "running"))
     done = make_job(redis_url, pr_number=None, change=finished)
-    _run(lambda r: fleet.beat(r, "worker-1:42", time.time() - 30, 1, 4), redis_url)
-    _run(lambda r: fleet.record_agent_run(r, AgentResult(agent="tests", conclusion="success", title="t",
+    with_redis(lambda r: fleet.beat(r, "worker-1:42", time.time() - 30, 1, 4), redis_url)
+    with_redis(lambda r: fleet.record_agent_run(r, AgentResult(agent="tests", conclusion="success", title="t",
                                                          summary="s", duration_s=2.0), time.time()), redis_url)
     assert login(client, make_key(redis_url, "ops", scopes=["jobs:read", "fleet:read"])).headers["location"] == "/"
     board = client.get("/")

@@ -6,12 +6,10 @@ The browser tests are skipped, saying why, where /usr/bin/chromium or the `playw
 
 from __future__ import annotations
 
-import asyncio
 import os
 import subprocess
 import sys
 import time
-from concurrent.futures import ThreadPoolExecutor
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,6 +20,7 @@ import pytest
 import redis as redis_sync
 from redis.asyncio import Redis
 
+from tests.app.conftest import with_redis
 from tests.fakes.processes import free_port
 
 CHROMIUM = "/usr/bin/chromium"
@@ -40,16 +39,8 @@ def require_browser() -> None:
 
 
 def run_async(redis_url: str, action: Callable[[Redis], Any]) -> Any:
-    """`action(redis)` to its end, on a thread of its own (Playwright's sync API keeps a loop in this one)."""
-    async def go() -> Any:
-        redis = Redis.from_url(redis_url)
-        try:
-            return await action(redis)
-        finally:
-            await redis.aclose()
-
-    with ThreadPoolExecutor(1) as pool:
-        return pool.submit(asyncio.run, go()).result(timeout=30)
+    """`action(redis)` to its end (on a thread of its own: Playwright's sync API keeps a loop in this one)."""
+    return with_redis(action, redis_url)
 
 
 @dataclass
