@@ -190,7 +190,10 @@ def test_pull_request_coverage_is_compared_with_the_base_branchs_last_push(stack
     on_main = stack.fake.wait_for(lambda f: [r for r in f.check_runs.values() if r["head_sha"] == base
                                              and r["name"] == "aqe/coverage" and r["status"] == "completed"])
     assert on_main[0]["output"]["title"] == "Coverage: total 100.0 %"  # nothing to compare a branch's own push with
-    baseline = json.loads(redis_sync.Redis.from_url(stack.redis_url).get(f"aqe:baseline:github:{REPO}:main"))
+    redis = redis_sync.Redis.from_url(stack.redis_url)
+    # the total is stored when the job ends, a moment after the check run completes
+    baseline = json.loads(stack.fake.wait_for(lambda _: redis.get(f"aqe:baseline:github:{REPO}:main"),
+                                              description="the push's stored baseline"))
     assert (baseline["sha"], baseline["total_percent"]) == (base, 100.0)
 
     stack.deliver("pull_request", stack.pull_request_payload("opened", PR_NUMBER, head, base, "planted"))
