@@ -117,8 +117,11 @@ async def find_key(redis: Redis, key: str) -> ApiKey | None:
         return None
     digest = key_hash(key)
     raw = await redis.hget(KEYS_HASH, digest)
-    if raw is None:
-        return None
+    return None if raw is None else stored_key(raw, digest)
+
+
+def stored_key(raw: bytes, digest: str) -> ApiKey:
+    """A key's record as stored under its SHA-256 `digest`."""
     record = _decode(raw)
     record.id = digest
     return record

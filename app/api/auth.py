@@ -11,13 +11,14 @@ Each request looks the key up again, so a revoked or expired key is refused from
 
 from __future__ import annotations
 
+from collections.abc import Awaitable
 from typing import Literal
 
 import msgspec
 from starlette.requests import Request
 
 from app.api.errors import ApiError
-from jobs.apikeys import find_key, mark_used, repo_allowed
+from jobs.apikeys import ApiKey, find_key, looks_like_key, mark_used, repo_allowed
 from jobs.model import now
 from jobs.oidc import OidcError, unverified_issuer
 from jobs.tokens import ISSUER, TokenError, looks_like_token, verify_token
@@ -98,8 +99,11 @@ async def _principal(request: Request) -> Principal:
         if issuer != ISSUER:
             return await oidc_principal(request, credential)
         return token_principal(request.app.state.settings.jwt_secret, credential)
-    redis = request.app.state.redis
-    key = await find_key(redis, credential)
+    return await key_principal(request, await find_key(request.app.state.redis, credential))
+
+
+async def key_principal(request: Request, key: ApiKey | None) -> Principal:
+    """The principal of an API key's record (None: unknown or revoked); ApiError 401 when it cannot be used."""
     if key is None:
         raise ApiError(401, "invalid_credentials", "the API key is not valid (unknown or revoked)")
     at = now()
@@ -108,20 +112,33 @@ async def _principal(request: Request) -> Principal:
                                                    "`aqe api generate-key`")
     if at - _last_marked.get(key.id, 0.0) >= MARK_USED_EVERY_S:  # one write a minute, not one per request
         _last_marked[key.id] = at
-        await mark_used(redis, key, at)
+        await mark_used(request.app.state.redis, key, at)
     return Principal(kind="key", name=key.name, id=key.id, scopes=tuple(key.scopes), repos=tuple(key.repos),
                      rate_limit=key.rate_limit, created_at=key.created_at)
 
 
+def api_key_credential(request: Request) -> str | None:
+    """The API key the request is sent with, when its credential is one (else the caller is worked out later)."""
+    scheme, _, credential = request.headers.get("authorization", "").partition(" ")
+    credential = credential.strip()
+    return credential if scheme.lower() == "bearer" and looks_like_key(credential) else None
+
+
+async def settle(request: Request, principal: Awaitable[Principal]) -> Principal | None:
+    """Remember who the caller is (or why not) for the rest of the request; None when the credentials fail."""
+    try:
+        request.scope[_CACHE] = await principal
+    except ApiError as exc:
+        request.scope[_CACHE] = exc
+        return None
+    return request.scope[_CACHE]
+
+
 async def authenticate(request: Request) -> Principal:
     """Who is calling; ApiError 401 (with WWW-Authenticate) for a missing, malformed, unknown or expired one."""
-    cached = request.scope.get(_CACHE)
-    if cached is None:
-        try:
-            cached = await _principal(request)
-        except ApiError as exc:
-            cached = exc
-        request.scope[_CACHE] = cached
+    if _CACHE not in request.scope:
+        await settle(request, _principal(request))
+    cached = request.scope[_CACHE]
     if isinstance(cached, ApiError):
         raise cached
     return cached

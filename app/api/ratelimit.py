@@ -10,13 +10,13 @@ and `X-RateLimit-Reset` (seconds until one more request is allowed); over the li
 from __future__ import annotations
 
 from redis.asyncio import Redis
-from starlette.datastructures import MutableHeaders
 from starlette.exceptions import HTTPException
 from starlette.requests import HTTPConnection, Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from app.api.auth import Principal, identify
+from app.api.auth import Principal, api_key_credential, identify, key_principal, settle
 from app.api.errors import ApiError, problem
+from jobs.apikeys import KEYS_HASH, key_hash, stored_key
 from jobs.ratelimit import Decision, Rate, RateLimiter, parse_rate
 
 
@@ -46,6 +46,24 @@ class RateLimit:
             self._limiter = (redis, RateLimiter(redis))
         return self._limiter[1]
 
+    async def count(self, request: Request) -> tuple[str, Rate, Decision]:
+        """Count the request against its caller's limit: whose counter, at what rate, and the decision. The caller
+        is settled for the endpoint too; an API key is looked up and counted in one Redis round trip."""
+        settings = request.app.state.settings
+        limiter = self.limiter(request.app.state.redis)
+        if (credential := api_key_credential(request)) is not None:
+            digest = key_hash(credential)
+            found = await limiter.hit_key(KEYS_HASH, digest, parse_rate(settings.rate_limit))
+            if found is not None:
+                raw, rate, decision = found
+                principal = await settle(request, key_principal(request, stored_key(raw, digest)))
+                if principal is not None:
+                    return principal.limit_identity, rate, decision
+            else:
+                await settle(request, key_principal(request, None))
+        identity, rate = limit_for(await identify(request), client_ip(request), settings.rate_limit)
+        return identity, rate, await limiter.hit(identity, rate)
+
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "websocket":
             await self._websocket(scope, receive, send)
@@ -53,23 +71,18 @@ class RateLimit:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        request = Request(scope)
-        principal = await identify(request)
-        identity, rate = limit_for(principal, client_ip(request), request.app.state.settings.rate_limit)
-        decision = await self.limiter(request.app.state.redis).hit(identity, rate)
+        identity, rate, decision = await self.count(Request(scope))
         headers = decision.headers()
         if not decision.allowed:
             await self._problem(scope, receive, send, *rejection(identity, decision, rate), headers)
             return
-        started = False
+        started, raw_headers = False, [(name.lower().encode(), value.encode()) for name, value in headers.items()]
 
         async def send_with_headers(message: Message) -> None:
             nonlocal started
             if message["type"] == "http.response.start":
-                started = True
-                merged = MutableHeaders(raw=list(message.get("headers", [])))
-                merged.update(headers)
-                message = {**message, "headers": merged.raw}
+                started = True  # the endpoints never set X-RateLimit-* themselves: appending cannot repeat one
+                message = {**message, "headers": [*message.get("headers", ()), *raw_headers]}
             await send(message)
 
         try:
@@ -85,10 +98,7 @@ class RateLimit:
     async def _websocket(self, scope: Scope, receive: Receive, send: Send) -> None:
         """A stream connection counts as one request; over the limit the handshake is refused with the 429
         problem (the ASGI denial-response extension; a plain close, which clients see as 403, without it)."""
-        connection = HTTPConnection(scope)
-        principal = await identify(connection)  # type: ignore[arg-type]
-        identity, rate = limit_for(principal, client_ip(connection), connection.app.state.settings.rate_limit)
-        decision = await self.limiter(connection.app.state.redis).hit(identity, rate)
+        identity, rate, decision = await self.count(HTTPConnection(scope))  # type: ignore[arg-type]
         if decision.allowed:
             await self.app(scope, receive, send)
             return

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 from redis.asyncio import Redis
 
+from jobs.apikeys import KEYS_HASH, issue_key, key_hash, new_key, stored_key
 from jobs.ratelimit import KEY_PREFIX, Decision, Rate, RateLimiter, decision, parse_rate
 
 
@@ -59,3 +60,22 @@ async def test_requests_older_than_the_window_no_longer_count(redis: Redis) -> N
 async def test_the_set_expires_with_the_window(redis: Redis) -> None:
     await RateLimiter(redis).hit("jwt:ci", Rate(10, 1))
     assert 0 < await redis.pttl(KEY_PREFIX + "jwt:ci") <= 1000
+
+
+async def test_an_api_key_is_looked_up_and_counted_at_its_own_rate_in_one_call(redis: Redis) -> None:
+    key, record = await issue_key(redis, "ci", rate_limit="3/hour")
+    limiter = RateLimiter(redis)
+    answers = [await limiter.hit_key(KEYS_HASH, record.id, Rate(100, 60)) for _ in range(4)]
+    assert all(answer is not None for answer in answers)
+    raw, rate, _ = answers[0]  # type: ignore[misc]
+    assert stored_key(raw, record.id).name == "ci" and rate == Rate(3, 3600)
+    assert [a[2].allowed for a in answers] == [True, True, True, False]  # type: ignore[index]
+    assert await redis.zcard(KEY_PREFIX + f"key:{record.id}") == 3  # the counter the key's principal names
+
+
+async def test_a_key_without_its_own_rate_gets_the_default_and_an_unknown_key_is_not_counted(redis: Redis) -> None:
+    _, record = await issue_key(redis, "ci")
+    found = await RateLimiter(redis).hit_key(KEYS_HASH, record.id, Rate(7, 1))
+    assert found is not None and found[1] == Rate(7, 1) and found[2].remaining == 6
+    assert await RateLimiter(redis).hit_key(KEYS_HASH, key_hash(new_key()), Rate(7, 1)) is None
+    assert await redis.keys(KEY_PREFIX + "*") == [(KEY_PREFIX + f"key:{record.id}").encode()]
