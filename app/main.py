@@ -54,6 +54,7 @@ def create_app(settings: Settings) -> Starlette:
 
     routes = [
         Route("/webhooks/github", webhooks.github, methods=["POST"]),
+        Route("/webhooks/gitlab", webhooks.gitlab, methods=["POST"]),
         Route("/healthz", health.healthz, methods=["GET"]),
         Route("/readyz", health.readyz, methods=["GET"]),
         Route("/metrics", metrics.metrics, methods=["GET"]),

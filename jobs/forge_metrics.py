@@ -17,10 +17,11 @@ RATELIMIT_KEY = "aqe:metrics:forge-ratelimit"
 async def record_call(redis: Redis, forge: str, method: str, status: int, headers: Mapping[str, str]) -> None:
     async with redis.pipeline(transaction=False) as pipe:
         pipe.hincrby(CALLS_KEY, f"{forge} {method.upper()} {status}", 1)
-        remaining, limit = headers.get("x-ratelimit-remaining"), headers.get("x-ratelimit-limit")
+        prefix = "x-ratelimit-" if "x-ratelimit-remaining" in headers else "ratelimit-"  # GitHub, else GitLab
+        remaining, limit = headers.get(f"{prefix}remaining"), headers.get(f"{prefix}limit")
         if remaining is not None and remaining.isdigit() and limit is not None and limit.isdigit():
             resource = headers.get("x-ratelimit-resource", "core")
-            pipe.hset(RATELIMIT_KEY, f"{forge} {resource}", f"{remaining} {limit} {headers.get('x-ratelimit-reset', '0')}")
+            pipe.hset(RATELIMIT_KEY, f"{forge} {resource}", f"{remaining} {limit} {headers.get(f'{prefix}reset', '0')}")
         await pipe.execute()
 
 

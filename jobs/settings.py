@@ -40,6 +40,20 @@ class GitHubSettings:
 
 
 @dataclass(frozen=True)
+class GitLabSettings:
+    """One GitLab instance (gitlab.com or self-managed): its address and the bot's access token."""
+
+    url: str  # e.g. https://gitlab.com (or https://host/prefix when GitLab lives under a path)
+    token: str | None = field(repr=False, default=None)  # `api` scope, Developer role: clone, statuses, notes
+    webhook_secrets: tuple[str, ...] = field(repr=False, default=())  # `X-Gitlab-Token` values (rotation: several)
+    signing_tokens: tuple[str, ...] = field(repr=False, default=())  # `whsec_…` signing tokens (Standard Webhooks)
+
+    @property
+    def api_url(self) -> str:
+        return f"{self.url}/api/v4"
+
+
+@dataclass(frozen=True)
 class Settings:
     redis_url: str | None
     public_url: str
@@ -63,6 +77,7 @@ class Settings:
     oidc_refs: tuple[str, ...] = ()  # globs of the refs tokens may come from; empty: any
     denied_networks: tuple[netpolicy.Network, ...] = ()  # `AQE_DENY_NETWORKS`: never load-test or callback targets
     cors_origins: tuple[str, ...] = ()  # browsers of these origins may call the API (`AQE_CORS_ORIGINS`); none: off
+    gitlab: GitLabSettings = field(default_factory=lambda: GitLabSettings("https://gitlab.com"))
 
     @property
     def webhook_secrets(self) -> tuple[str, ...]:
@@ -134,6 +149,21 @@ def _github(env: Mapping[str, str], secrets_: tuple[str, ...], problems: list[st
     return GitHubSettings(app_id, key, slug), missing
 
 
+def _listed(env: Mapping[str, str], name: str) -> tuple[str, ...]:
+    return tuple(value.strip() for value in env.get(name, "").split(",") if value.strip())
+
+
+def _gitlab(env: Mapping[str, str], problems: list[str]) -> GitLabSettings:
+    url = _check_url("GITLAB_URL", env.get("GITLAB_URL", "https://gitlab.com"), problems).removesuffix("/api/v4")
+    signing = _listed(env, "GITLAB_WEBHOOK_SIGNING_TOKEN")
+    for token in signing:
+        if not token.startswith("whsec_"):
+            problems.append("GITLAB_WEBHOOK_SIGNING_TOKEN: a signing token starts with 'whsec_' (copy it from the "
+                            "webhook's settings)")
+    return GitLabSettings(url, env.get("GITLAB_TOKEN", "").strip() or None, _listed(env, "GITLAB_WEBHOOK_SECRET"),
+                          signing)
+
+
 def _jwt_secret(env: Mapping[str, str], data_dir: Path, name: str = "AQE_JWT_SECRET") -> str:
     """`name` (AQE_JWT_SECRET), else one generated once and kept (0600) in the data directory."""
     if env.get(name):
@@ -163,7 +193,8 @@ def load_settings(environ: Mapping[str, str] | None = None, dotenv_path: Path | 
     problems: list[str] = []
     api_url = _check_url("GITHUB_API_URL", env.get("GITHUB_API_URL", "https://api.github.com"), problems)
     public_url = _check_url("AQE_PUBLIC_URL", env.get("AQE_PUBLIC_URL", "http://localhost:8000"), problems)
-    secrets_ = tuple(s.strip() for s in env.get("GITHUB_WEBHOOK_SECRET", "").split(",") if s.strip())
+    secrets_ = _listed(env, "GITHUB_WEBHOOK_SECRET")
+    gitlab = _gitlab(env, problems)
     github, missing = _github(env, secrets_, problems)
     rate_limit = env.get("AQE_RATE_LIMIT", "100/minute")
     if not RATE_LIMIT_RE.match(rate_limit):
@@ -210,5 +241,6 @@ def load_settings(environ: Mapping[str, str] | None = None, dotenv_path: Path | 
         oidc_audience=env.get("AQE_OIDC_AUDIENCE", "aqe").strip() or "aqe",
         cors_origins=origins,
         denied_networks=denied,
-        oidc_refs=tuple(glob.strip() for glob in env.get("AQE_OIDC_REFS", "").split(",") if glob.strip()),
+        oidc_refs=_listed(env, "AQE_OIDC_REFS"),
+        gitlab=gitlab,
     )

@@ -1,7 +1,8 @@
 """The POST endpoints that start a job: `/test/execute`, `/security/scan`, `/performance/test`,
 `/coverage/analyze` and `/quality/gate`.
 
-Each body names the code (`repo` where the GitHub App is installed, plus `sha` or `ref`) and the agent's
+Each body names the code (`repo`: a repository the GitHub App is installed on, a GitLab project path or a git URL,
+plus `sha` or `ref`) and the agent's
 settings; those are validated here, against the same `.aqe.yml` section structs the worker uses, so a bad
 value is a 422 naming the field, not a failed job. The job is enqueued like a webhook's (one Redis round trip)
 and answered 202 with where to follow it. Results go to the job record and its stream only: an API job
@@ -45,13 +46,15 @@ from jobs.settings import Settings
 
 SHA_RE = re.compile(r"^[0-9a-f]{40}$")
 REPO_RE = re.compile(r"^[A-Za-z0-9_.-]{1,100}/[A-Za-z0-9_.-]{1,100}$")
+PROJECT_PATH_RE = re.compile(r"^[A-Za-z0-9_.-]{1,100}(?:/[A-Za-z0-9_.-]{1,100}){1,19}$")  # GitLab: nested groups
 REF_RE = re.compile(r"^(?!.*\.\.)(?!/)[A-Za-z0-9._/-]{1,200}(?<!/)$")
 MAX_BODY_BYTES = 1024 * 1024
 _encode = msgspec.json.Encoder().encode
 
 
 class Target(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
-    repo: str  # "owner/name" of a repository the GitHub App is installed on, or the https:// URL of a public one
+    repo: str  # "owner/name" on GitHub, "group/…/project" on GitLab, or the https:// URL of a public repository
+    forge: Literal["github", "gitlab"] | None = None  # which forge an "owner/name" is on (default: see repo_forge)
     sha: str | None = None
     ref: str | None = None  # a branch: its tip when the job starts
     priority: Priority = "normal"
@@ -188,28 +191,54 @@ def web_url(api_url: str) -> str:
     return api_url.rstrip("/").removesuffix("/api/v3")
 
 
+def repo_forge(repo: str, asked: str | None, settings: Settings) -> str:
+    """The forge a repository path is on: the one asked for; GitLab for a path of three or more parts (GitHub
+    has only `owner/name`); otherwise GitHub when its App is configured, else GitLab. ApiError when that forge
+    is not configured here, or cannot hold such a path."""
+    if not PROJECT_PATH_RE.match(repo) or any(part.strip(".") == "" for part in repo.split("/")):
+        raise ApiError(422, "invalid_request", f"repo: {repo[:120]!r} is neither 'owner/name' (GitHub), a GitLab "
+                                               "project path ('group/subgroup/project') nor the https:// URL of a "
+                                               "git repository")
+    nested = not REPO_RE.match(repo)
+    if asked == "github" and nested:
+        raise ApiError(422, "invalid_request", "repo: a GitHub repository is 'owner/name'; this path is a GitLab "
+                                               "project's (send forge: gitlab)")
+    forge = asked or ("gitlab" if nested or (settings.github is None and settings.gitlab.token) else "github")
+    if forge == "github" and settings.github is None:
+        raise ApiError(503, "not_configured", "the GitHub App is not configured on this AQE: "
+                                              + ", ".join(settings.missing)
+                                              + ("" if asked else " (for a GitLab project, set GITLAB_TOKEN)"))
+    if forge == "gitlab" and settings.gitlab.token is None:
+        raise ApiError(503, "not_configured", "GitLab is not configured on this AQE: GITLAB_TOKEN is not set")
+    return forge
+
+
+def clone_url_of(forge: str, repo: str, settings: Settings) -> str:
+    if forge == "gitlab":
+        return f"{settings.gitlab.url}/{repo}.git"
+    return f"{web_url(settings.github_api_url)}/{repo}.git"
+
+
 def run_request(body: Target, agents: list[str], options: dict[str, dict[str, Any]], settings: Settings,
                 endpoint: str) -> RunRequest:
     by_url = "://" in body.repo or body.repo.startswith("ext::")
     if by_url and (why := git_url_error(body.repo)):
         raise ApiError(422, "invalid_request", f"repo: the URL {why}")
-    if not by_url and not REPO_RE.match(body.repo):
-        raise ApiError(422, "invalid_request", f"repo: {body.repo[:120]!r} is neither 'owner/name' (a repository "
-                                               "the GitHub App is installed on) nor the https:// URL of a git repository")
+    if by_url and body.forge is not None:
+        raise ApiError(422, "invalid_request", "forge: a repository given by URL is cloned as it is; name a "
+                                               "GitHub repository or GitLab project by its path to use the forge")
     if (body.sha is None) == (body.ref is None):
         raise ApiError(422, "invalid_request", "give exactly one of sha (40 hex characters) or ref (a branch)")
     if body.sha is not None and not SHA_RE.match(body.sha):
         raise ApiError(422, "invalid_request", "sha: must be a full commit sha, 40 lowercase hex characters")
     if body.ref is not None and not REF_RE.match(body.ref.removeprefix("refs/heads/")):
         raise ApiError(422, "invalid_request", f"ref: {body.ref[:120]!r} is not a branch name")
-    if settings.github is None and not by_url:
-        raise ApiError(503, "not_configured", "the GitHub App is not configured on this AQE: "
-                                              + ", ".join(settings.missing))
+    forge = "git" if by_url else repo_forge(body.repo, body.forge, settings)
     validated_options(options)
     if body.callback_url is not None and (why := checked_callback_url(body.callback_url)):
         raise ApiError(422, "invalid_request", f"callback_url: {why}")
-    forge, repo = ("git", repo_name(body.repo)) if by_url else ("github", body.repo)
-    clone_url = body.repo if by_url else f"{web_url(settings.github_api_url)}/{body.repo}.git"
+    repo = repo_name(body.repo) if by_url else body.repo
+    clone_url = body.repo if by_url else clone_url_of(forge, body.repo, settings)
     return RunRequest(forge=forge, repo=repo, clone_url=clone_url,
                       head_sha=body.sha or "", head_ref=body.ref.removeprefix("refs/heads/") if body.ref else None,
                       trigger=f"api.{endpoint}", agents=agents, options=options, priority=body.priority,

@@ -5,8 +5,9 @@ from __future__ import annotations
 from jobs.forges.base import Forge
 from jobs.forges.git import FORGE as GIT
 from jobs.forges.github import FORGE as GITHUB
+from jobs.forges.gitlab import FORGE as GITLAB
 
-FORGES: dict[str, Forge] = {"github": GITHUB, "git": GIT}
+FORGES: dict[str, Forge] = {"github": GITHUB, "gitlab": GITLAB, "git": GIT}
 
 
 def forge(name: str) -> Forge:

@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import logging
-import secrets
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
@@ -17,13 +15,12 @@ from redis.asyncio import Redis
 from jobs.forges.github.client import GitHubClient
 from jobs.model import AgentResult, Conclusion, Finding, JobRecord, RunRequest
 from jobs.reporting import render
+from jobs.reporting.lock import redis_lock
 
 log = logging.getLogger("aqe.github.reporter")
 
 ANNOTATIONS_PER_REQUEST = 50
 ANNOTATION_CAP = 200
-LOCK_TTL_MS = 30_000
-LOCK_WAIT_S = 30.0
 COMMENT_ID_TTL_S = 90 * 24 * 3600
 LISTED_FILES = 100  # files named in the pull request's description
 WORKFLOWS_DIR = ".github/workflows/"  # writing there needs the `workflows` permission, which AQE does not ask for
@@ -308,22 +305,3 @@ class GitHubReporter:
             created = await self.gh.post(f"/repos/{self.repo}/issues/{number}/comments", data={"body": body},
                                          oauth_token=self.token)
             await self.redis.set(cache_key, int(created["id"]), ex=COMMENT_ID_TTL_S)
-
-
-class redis_lock:
-    """A Redis lock (SET NX PX + compare-and-delete) so jobs in any worker never write two comments."""
-
-    def __init__(self, redis: Redis, key: str) -> None:
-        self.redis, self.key, self.token = redis, key, secrets.token_hex(8)
-
-    async def __aenter__(self) -> None:
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + LOCK_WAIT_S
-        while not await self.redis.set(self.key, self.token, nx=True, px=LOCK_TTL_MS):
-            if loop.time() > deadline:
-                raise TimeoutError(f"lock {self.key} held for more than {LOCK_WAIT_S:.0f} s")
-            await asyncio.sleep(0.05)
-
-    async def __aexit__(self, *exc: object) -> None:
-        await self.redis.eval("if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end "
-                              "return 0", 1, self.key, self.token)

@@ -13,6 +13,7 @@ from urllib.parse import parse_qs
 import msgspec
 
 from jobs.forges.base import Decision, Delivery, WebhookError
+from jobs.forges.commands import GENERATE_TESTS_COMMAND, RUN_COMMAND, command_fields, command_of
 from jobs.forges.github import payloads as p
 from jobs.model import RunRequest
 
@@ -20,9 +21,6 @@ MAX_BODY_BYTES = 25 * 1024 * 1024
 ZERO_SHA = "0" * 40
 PR_ACTIONS = frozenset({"opened", "synchronize", "reopened", "ready_for_review"})
 TRUSTED_ASSOCIATIONS = frozenset({"OWNER", "MEMBER", "COLLABORATOR"})
-RUN_COMMAND = "/aqe run"
-GENERATE_TESTS_COMMAND = "/aqe generate-tests"
-COMMANDS = (RUN_COMMAND, GENERATE_TESTS_COMMAND)
 
 
 def matching_secret_index(body: bytes, signature: str | None, secrets: Sequence[str]) -> int:
@@ -162,24 +160,6 @@ def _check_run(ev: p.CheckRunEvent, d: Delivery) -> Decision:
     run = _request(ev.repository, ev.installation, ev.sender, d, "check_run.rerequested", head_sha=cr.head_sha,
                    head_ref=head_branch, fork=fork, **_from_pr_refs(own))
     return Decision(runs=[run], action=ev.action)
-
-
-def command_of(body: str) -> str | None:
-    """The AQE command a comment starts with (its first two words, e.g. "/aqe run"), or None.
-
-    Whole words only: "/aqe runner" is no command, and words after the command ("/aqe run please") are allowed.
-    """
-    words = body.strip().split("\n", 1)[0].split()
-    command = " ".join(words[:2])
-    return command if command in COMMANDS else None
-
-
-def command_fields(command: str) -> dict[str, object]:
-    """What a command asks for, beyond "run now on the pull request's head"."""
-    if command == GENERATE_TESTS_COMMAND:
-        # the tests run first: they set up the environment (`tests.setup`) the generated tests are validated in
-        return {"agents": ["tests", "test-generation"], "propose_tests": True}
-    return {}
 
 
 def _issue_comment(ev: p.IssueCommentEvent, d: Delivery) -> Decision:

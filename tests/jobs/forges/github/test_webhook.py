@@ -19,7 +19,8 @@ import msgspec
 import pytest
 
 from jobs.forges.base import Decision, Delivery, WebhookError
-from jobs.forges.github.webhook import MAX_BODY_BYTES, command_of, decide, matching_secret_index, verify
+from jobs.forges.commands import command_of
+from jobs.forges.github.webhook import MAX_BODY_BYTES, decide, matching_secret_index, verify
 from jobs.model import RunRequest
 
 FIXTURES = Path(__file__).resolve().parents[3] / "fixtures" / "github"
