@@ -74,3 +74,23 @@ def test_oidc_settings(tmp_path) -> None:  # type: ignore[no-untyped-def]
     assert settings.oidc_audience == "aqe" and settings.oidc_refs == ("refs/heads/main", "refs/tags/*")
     with pytest.raises(SettingsError, match="AQE_OIDC_ISSUERS"):
         load_settings({"AQE_DATA_DIR": str(tmp_path), "AQE_OIDC_ISSUERS": "gitlab.com"}, dotenv_path=None)
+
+
+def test_gitlab_settings(tmp_path: Path) -> None:
+    settings = load_settings({"AQE_DATA_DIR": str(tmp_path), "GITLAB_URL": "https://git.example.com/gitlab/api/v4/",
+                              "GITLAB_TOKEN": " glpat-x ", "GITLAB_WEBHOOK_SECRET": "old, new",
+                              "GITLAB_WEBHOOK_SIGNING_TOKEN": "whsec_c2VjcmV0"}, dotenv_path=None)
+    gitlab = settings.gitlab
+    assert (gitlab.url, gitlab.api_url) == ("https://git.example.com/gitlab", "https://git.example.com/gitlab/api/v4")
+    assert (gitlab.token, gitlab.webhook_secrets, gitlab.signing_tokens) == ("glpat-x", ("old", "new"), ("whsec_c2VjcmV0",))
+    assert "glpat-x" not in repr(settings) and "old" not in repr(settings)
+    default = load_settings({"AQE_DATA_DIR": str(tmp_path)}, dotenv_path=None).gitlab
+    assert (default.url, default.token, default.webhook_secrets) == ("https://gitlab.com", None, ())
+
+
+def test_gitlab_problems_are_named(tmp_path: Path) -> None:
+    with pytest.raises(SettingsError) as caught:
+        load_settings({"AQE_DATA_DIR": str(tmp_path), "GITLAB_URL": "gitlab.example.com",
+                       "GITLAB_WEBHOOK_SIGNING_TOKEN": "plain"}, dotenv_path=None)
+    assert any(p.startswith("GITLAB_URL:") for p in caught.value.problems)
+    assert any(p.startswith("GITLAB_WEBHOOK_SIGNING_TOKEN:") for p in caught.value.problems)
