@@ -26,8 +26,9 @@ log = logging.getLogger("aqe.gitlab")
 
 
 def git_auth_header(token: str) -> str:
-    """HTTP Basic with the token as password (`oauth2` works as the user name for every kind of GitLab token)."""
-    return "Basic " + base64.b64encode(f"oauth2:{token}".encode()).decode("ascii")
+    """The `http.extraHeader` git sends: HTTP Basic with the token as password (`oauth2` works as the user name for
+    every kind of GitLab token); the token never goes into a URL or .git/config."""
+    return "Authorization: Basic " + base64.b64encode(f"oauth2:{token}".encode()).decode("ascii")
 
 
 class GitLabForge:
@@ -53,7 +54,7 @@ class GitLabForge:
         return GitLabReporter(self.client(services, token), services.redis, repo=request.repo,
                               head_sha=request.head_sha, head_ref=request.head_ref, fork=request.fork,
                               job_id=record.id, job_url=job_page_url(settings.public_url, settings.jwt_secret, record.id),
-                              public_url=settings.public_url, refs=record.report_refs)
+                              public_url=settings.public_url, refs=record.report_refs, mr_iid=request.pr_number)
 
     def git_auth(self, token: str) -> str:
         return git_auth_header(token)

@@ -47,11 +47,20 @@ def status_link(job_url: str, public_url: str, job_id: str) -> str:
     return job_url if len(job_url) <= FIELD_LIMIT else f"{public_url}/jobs/{job_id}"[:FIELD_LIMIT]
 
 
+def status_ref(head_ref: str | None, fork: bool, mr_iid: int | None) -> str | None:
+    """The ref a status is posted for. A fork's commit is on no branch of the target project, where GitLab then
+    answers 404 (References for commit Not Found): its statuses go to the merge request's ref."""
+    if fork and mr_iid is not None:
+        return f"refs/merge-requests/{mr_iid}/head"
+    return head_ref[:FIELD_LIMIT] if head_ref and not fork else None
+
+
 class GitLabReporter:
     def __init__(self, gl: GitLabClient, redis: Redis, *, repo: str, head_sha: str, head_ref: str | None,
-                 fork: bool, job_id: str, job_url: str, public_url: str, refs: dict[str, int] | None = None) -> None:
+                 fork: bool, job_id: str, job_url: str, public_url: str, refs: dict[str, int] | None = None,
+                 mr_iid: int | None = None) -> None:
         self.gl, self.redis, self.repo, self.project = gl, redis, repo, project_id(repo)
-        self.head_sha, self.head_ref, self.fork = head_sha, head_ref, fork
+        self.head_sha, self.head_ref, self.fork, self.mr_iid = head_sha, head_ref, fork, mr_iid
         self.job_id, self.job_url = job_id, job_url
         self.target_url = status_link(job_url, public_url, job_id)
         self.refs: dict[str, int] = dict(refs or {})
@@ -86,8 +95,8 @@ class GitLabReporter:
         """Post the agent's status; None when GitLab says it already is in that state."""
         body: dict[str, Any] = {"state": state, "name": f"aqe/{agent}", "target_url": self.target_url,
                                 "description": description[:FIELD_LIMIT]}
-        if self.head_ref and not self.fork:  # a fork's branch is not one of this project's
-            body["ref"] = self.head_ref[:FIELD_LIMIT]
+        if ref := status_ref(self.head_ref, self.fork, self.mr_iid):
+            body["ref"] = ref
         if coverage is not None:
             body["coverage"] = coverage
         try:
