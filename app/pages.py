@@ -15,6 +15,7 @@ from __future__ import annotations
 import time
 from html import escape
 from pathlib import Path
+from typing import NamedTuple
 from urllib.parse import quote, urlencode
 
 from starlette.requests import Request
@@ -27,7 +28,8 @@ from app.api.jobs import load_job, visible_job
 from app.api.submit import web_url
 from app.session import SESSION_TTL_S, session_principal
 from jobs.links import job_link_token, job_link_valid
-from jobs.model import TERMINAL_STATUSES, AgentResult, Finding, JobRecord
+from jobs.model import TERMINAL_STATUSES, AgentResult, Finding, JobRecord, RunRequest
+from jobs.settings import Settings
 
 STATIC_DIR = Path(__file__).parent / "static"
 CSP = ("default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; connect-src 'self'; "
@@ -120,12 +122,32 @@ def gone(record_id: str) -> HTMLResponse:
 
 # --- the job page ---------------------------------------------------------------------------------------------
 
+class WebPaths(NamedTuple):
+    """How a forge's web pages are addressed under a repository's URL."""
+
+    blob: str  # then /<sha>/<path>
+    pull: str  # then /<number>
+    commit: str  # then /<sha>
+    pull_name: str  # "pull request #7"
+    last_line: str  # the end of a line range: "-L12" on GitHub, "-12" on GitLab
+
+
+WEB_PATHS = {"github": WebPaths("blob", "pull", "commit", "pull request #{}", "-L{}"),
+             "gitlab": WebPaths("-/blob", "-/merge_requests", "-/commit", "merge request !{}", "-{}")}
+
+
+def pull_name(req: RunRequest) -> str:
+    return (WEB_PATHS.get(req.forge) or WEB_PATHS["github"]).pull_name.format(req.pr_number)
+
+
 def _blob_url(record: JobRecord, finding: Finding, base: str) -> str | None:
     req = record.request
-    if req.forge != "github" or not req.head_sha or not finding.path or finding.path.startswith("/"):
+    paths = WEB_PATHS.get(req.forge)
+    if paths is None or not req.head_sha or not finding.path or finding.path.startswith("/"):
         return None
-    lines = f"L{finding.start_line}" + (f"-L{finding.end_line}" if finding.end_line > finding.start_line else "")
-    return f"{base}/{quote(req.repo)}/blob/{quote(req.head_sha)}/{quote(finding.path)}#{lines}"
+    lines = f"L{finding.start_line}" + (paths.last_line.format(finding.end_line)
+                                         if finding.end_line > finding.start_line else "")
+    return f"{base}/{quote(req.repo)}/{paths.blob}/{quote(req.head_sha)}/{quote(finding.path)}#{lines}"
 
 
 def _finding_row(record: JobRecord, finding: Finding, base: str) -> str:
@@ -192,19 +214,25 @@ def _results_html(record: JobRecord, base: str) -> str:
 
 def _links_html(record: JobRecord, base: str) -> str:
     req = record.request
-    if req.forge != "github":
+    paths = WEB_PATHS.get(req.forge)
+    if paths is None:
         return f"<p class=links>{escape(req.repo)} · commit <code>{escape(req.head_sha[:12])}</code></p>"
     repo_url = f"{base}/{quote(req.repo)}"
     parts = [f"<a href='{escape(repo_url)}' rel=noreferrer>{escape(req.repo)}</a>"]
     if req.pr_number:
-        parts.append(f"<a id=pr-link href='{escape(f'{repo_url}/pull/{req.pr_number}')}' rel=noreferrer>"
-                     f"pull request #{req.pr_number}</a>")
+        parts.append(f"<a id=pr-link href='{escape(f'{repo_url}/{paths.pull}/{req.pr_number}')}' rel=noreferrer>"
+                     f"{escape(pull_name(req))}</a>")
     if req.head_ref:
         parts.append(f"branch <code>{escape(req.head_ref)}</code>")
     if req.head_sha:
-        parts.append(f"<a id=commit-link href='{escape(f'{repo_url}/commit/{quote(req.head_sha)}')}' "
+        parts.append(f"<a id=commit-link href='{escape(f'{repo_url}/{paths.commit}/{quote(req.head_sha)}')}' "
                      f"rel=noreferrer>commit <code>{escape(req.head_sha[:12])}</code></a>")
     return f"<p class=links>{' · '.join(parts)}</p>"
+
+
+def forge_web_url(settings: Settings, forge: str) -> str:
+    """Where a forge's repository pages are: GitHub (or Enterprise), or the GitLab instance."""
+    return settings.gitlab.url if forge == "gitlab" else web_url(settings.github_api_url)
 
 
 def render_job_page(record: JobRecord, *, base_url: str = "https://github.com", link_token: str | None = None,
@@ -216,7 +244,7 @@ def render_job_page(record: JobRecord, *, base_url: str = "https://github.com", 
                   f"{escape(record.conclusion)}</b>") if record.conclusion else ""
     error = f"<p id=error class=failure>Error: {escape(record.error)}</p>" if record.error else ""
     reason = f"<p id=reason>{escape(record.reason)}</p>" if record.reason else ""
-    title = f"pull request #{req.pr_number}" if req.pr_number else (req.head_ref or req.head_sha[:12])
+    title = pull_name(req) if req.pr_number else (req.head_ref or req.head_sha[:12])
     events_attr = f" data-events='{escape(events_url)}'" if events_url else ""
     return (f"<main id=job data-job='{escape(record.id)}' data-status='{escape(record.status)}' "
             f"data-progress='{record.progress:.1f}' data-live='{'1' if live else '0'}'{events_attr}>"
@@ -241,7 +269,7 @@ async def job_page(request: Request) -> Response:
     secret = request.app.state.settings.jwt_secret
     events_token = link_token or job_link_token(secret, record.id, ttl_s=EVENTS_TOKEN_TTL_S)
     events_url = f"/api/v1/job/{record.id}/events?" + urlencode({"t": events_token})
-    main = render_job_page(record, base_url=web_url(request.app.state.settings.github_api_url),
+    main = render_job_page(record, base_url=forge_web_url(request.app.state.settings, record.request.forge),
                            link_token=link_token, events_url=events_url)
     return html_page(f"AQE: {record.request.repo} job {record.id}", main, script="job.js")
 

@@ -26,8 +26,8 @@ HOSTILE = "<script>alert('x')</script>"
 
 
 def make_job(redis_url: str, repo: str = "acme/widgets", pr_number: int | None = 7,
-             change: Callable[[JobRecord], None] | None = None, sha: str | None = None) -> str:
-    request = RunRequest(forge="github", repo=repo, clone_url="u", head_sha=sha or secrets.token_hex(20),
+             change: Callable[[JobRecord], None] | None = None, sha: str | None = None, forge: str = "github") -> str:
+    request = RunRequest(forge=forge, repo=repo, clone_url="u", head_sha=sha or secrets.token_hex(20),
                          trigger="pull_request.opened",
                          agents=["tests", "security"], pr_number=pr_number, head_ref="feature")
 
@@ -108,6 +108,16 @@ def test_hostile_finding_text_is_escaped_and_linked_to_its_line(client: TestClie
     assert "https://github.com/acme/widgets/blob/" + "ab12" * 10 + "/src/%3Cimg%20src%3Dx%20onerror%3Dalert%281%29%3E.py#L3-L5" in page
     assert "data-live='0'" in page  # ended: nothing to follow
     assert page.count("<script") == 1  # only /static/job.js
+
+
+def test_a_gitlab_jobs_page_links_to_its_merge_request_commit_and_lines_on_the_gitlab_instance(
+        client: TestClient, redis_url: str) -> None:
+    job_id = make_job(redis_url, repo="acme/platform/app", change=finished, sha="cd34" * 10, forge="gitlab")
+    page = client.get(f"/jobs/{job_id}?t={job_link_token(JWT_SECRET, job_id)}").text
+    project = "https://gitlab.com/acme/platform/app"  # GITLAB_URL's default
+    assert "<h1>acme/platform/app: merge request !7</h1>" in page
+    assert f"href='{project}/-/merge_requests/7'" in page and f"href='{project}/-/commit/{'cd34' * 10}'" in page
+    assert f"{project}/-/blob/{'cd34' * 10}/src/%3Cimg%20src%3Dx%20onerror%3Dalert%281%29%3E.py#L3-5" in page
 
 
 def test_static_assets_are_served_with_their_types(client: TestClient) -> None:
