@@ -416,9 +416,10 @@ class JobRun:
         else:
             try:
                 url = await self.reporter.propose_tests(self.record.request, files, result.summary)
+                why = ("AQE cannot push to the branch of a pull request from a fork" if self.record.request.fork
+                       else "the author of the command may not push to the repository")
                 note = (f"The generated tests are proposed in {url}." if url else
-                        "AQE cannot push to the branch of a pull request from a fork: take the tests from the job "
-                        "page instead.")
+                        f"{why}: take the tests from the job page instead.")
             except Exception as exc:
                 log.exception("job %s: could not open the pull request with the generated tests", self.record.id)
                 note = f"Opening the pull request with the generated tests failed: `{type(exc).__name__}: {exc}`."

@@ -102,7 +102,7 @@ def gitlab(tmp_path: Path, redis_url: str) -> Iterator[GitLabStack]:
 def open_merge_request(st: GitLabStack, iid: int = 1) -> str:
     """A branch with a change (and a new, untested function) and a merge request of it into main."""
     st.repo.branch("feature/mul")
-    st.repo.write("calc.py", (st.repo.path / "calc.py").read_text() + "\n\ndef mul(a, b):\n    return a * b\n")
+    st.repo.write("calc.py", (st.repo.path / "calc.py").read_text() + "\n\ndef mul(a: int, b: int) -> int:\n    return a * b\n")
     head = st.repo.commit("add mul")
     st.update()
     st.fake.add_merge_request(PROJECT, iid, source_branch="feature/mul", target_branch="main")
@@ -208,3 +208,33 @@ def test_an_api_job_on_a_gitlab_project_path_clones_with_the_token_and_writes_no
     unknown = httpx.post(f"{gitlab.web_url}/api/v1/test/execute", headers=auth,
                          json={"repo": "acme/other", "sha": "0" * 40, "forge": "github"}, timeout=10)
     assert unknown.status_code == 503 and "GitHub App is not configured" in unknown.json()["detail"]
+
+
+def test_generate_tests_of_a_developer_opens_a_merge_request_with_the_kept_tests(gitlab: GitLabStack) -> None:
+    head = open_merge_request(gitlab)
+    gitlab.fake.add_member(PROJECT, "alice", 30)
+    assert gitlab.deliver("Note Hook", note_event(gitlab.fake, PROJECT, 1, "/aqe generate-tests")).status_code == 202
+    statuses = gitlab.statuses_when_done(head, {"aqe/tests", "aqe/test-generation"}, timeout=180)
+    [note] = gitlab.fake.wait_for(lambda f: [n for n in f.notes_on(PROJECT, 1) if "aqe:report" in n["body"]])
+    assert gitlab.fake.created_merge_requests, note["body"]
+    [proposed] = gitlab.fake.created_merge_requests
+    branch = "aqe/generated-tests/mr-1"
+    assert (proposed["source_branch"], proposed["target_branch"]) == (branch, "feature/mul")
+    assert proposed["author"]["username"] == "aqe-bot" and "!1" in proposed["title"]
+    bare = gitlab.fake.repo_path(PROJECT)
+    files = git(bare, "ls-tree", "-r", "--name-only", branch).splitlines()
+    assert any(f.startswith("tests/generated/") for f in files) and "calc.py" in files
+    assert git(bare, "rev-parse", f"{branch}^") == head  # on top of the merge request's head
+    assert statuses["aqe/test-generation"]["status"] in ("success", "failed")
+    assert f"The generated tests are proposed in {proposed['web_url']}." in note["body"]
+
+
+def test_generate_tests_of_someone_who_may_not_push_proposes_nothing(gitlab: GitLabStack) -> None:
+    head = open_merge_request(gitlab)
+    gitlab.fake.add_member(PROJECT, "rita", 20)  # a reporter: may read, may not push
+    note = note_event(gitlab.fake, PROJECT, 1, "/aqe generate-tests", user="rita")
+    assert gitlab.deliver("Note Hook", note).status_code == 202
+    gitlab.statuses_when_done(head, {"aqe/tests", "aqe/test-generation"}, timeout=180)
+    [report] = gitlab.fake.wait_for(lambda f: [n for n in f.notes_on(PROJECT, 1) if "aqe:report" in n["body"]])
+    assert "the author of the command may not push to the repository" in report["body"]
+    assert not gitlab.fake.created_merge_requests and not gitlab.fake.calls_to("POST", r"/repository/commits$")

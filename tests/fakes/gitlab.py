@@ -6,6 +6,13 @@ authentication the way GitLab does (`PRIVATE-TOKEN` or `Authorization: Bearer`; 
 404 for a project the token may not see) and serves bare git repositories over smart HTTP through
 `git http-backend` (HTTP Basic auth with the token as password).  Every request is recorded in `calls`.
 
+Beyond reading, it writes the way a bot would: project members (`add_member()`; `GET .../members/all`, where token
+users count as Developers of the projects their token reaches), commits built from file actions
+(`POST .../repository/commits`, real commits in the bare repository; read files back with `file_at()`) and merge
+requests (`POST/GET .../merge_requests`, `PUT .../merge_requests/:iid`; those created are in
+`created_merge_requests`, the commits in `created_commits`).  Merge requests follow their source branch whichever
+way it moves (`update_project()` or an API commit).
+
 The server runs on its own event loop in its own thread, so shared state is guarded by `self.lock` (re-entrant);
 `wait_for()` evaluates predicates while holding it.
 
@@ -33,6 +40,7 @@ import os
 import re
 import signal
 import subprocess
+import tempfile
 import threading
 import time
 import traceback
@@ -71,6 +79,13 @@ STATUS_EVENTS: dict[str, tuple[str, tuple[str, ...]]] = {
     "canceled": ("cancel", ("created", "pending", "running")),
     "skipped": ("skip", ("created", "pending")),
 }
+ACCESS_LEVELS = {10: "guest", 20: "reporter", 30: "developer", 40: "maintainer", 50: "owner"}
+TOKEN_ACCESS_LEVEL = 30  # a token's user is a Developer of the projects its token reaches (unless add_member'd)
+MR_STATES = ("opened", "closed", "locked", "merged")
+COMMIT_ACTIONS = ("create", "update", "delete", "move", "chmod")
+MR_UPDATE_PARAMS = ("title", "description", "state_event", "target_branch", "remove_source_branch", "squash")
+_DRAFT_RE = re.compile(r"^\s*(\[draft\]|\(draft\)|draft:|draft\s+-\s+)", re.IGNORECASE)
+_SHA_RE = re.compile(r"[0-9a-f]{40}|[0-9a-f]{64}")
 _PROJECT_PATH_RE = re.compile(r"[A-Za-z0-9_.-]+(/[A-Za-z0-9_.-]+)+")
 _GIT_PATH_RE = re.compile(r"/(?P<path>[A-Za-z0-9_./-]+?)\.git/(?P<rest>info/refs|git-upload-pack|git-receive-pack)")
 
@@ -104,9 +119,18 @@ class _User:
     id: int
     username: str
     bot: bool
+    name: str = ""  # display name; the username when not set
+
+    @property
+    def display_name(self) -> str:
+        return self.name or self.username
+
+    @property
+    def email(self) -> str:
+        return f"{self.username}@noreply.gitlab.example.com"
 
     def brief(self, base_url: str) -> JsonDict:
-        return {"id": self.id, "username": self.username, "name": self.username, "state": "active",
+        return {"id": self.id, "username": self.username, "name": self.display_name, "state": "active",
                 "avatar_url": None, "web_url": f"{base_url}/{self.username}"}
 
 
@@ -138,6 +162,10 @@ class _MergeRequest:
     draft: bool
     author: str
     created_at: str
+    description: str = ""
+    state: str = "opened"  # opened | closed | locked | merged
+    remove_source_branch: bool | None = None
+    updated_at: str = ""
 
 
 @dataclass
@@ -217,6 +245,46 @@ def _git(*args: str | Path) -> str:
     return out
 
 
+def _git_bytes(*args: str | Path, stdin: bytes | None = None, env: dict[str, str] | None = None) -> bytes:
+    proc = subprocess.run(["git", *map(str, args)], input=stdin, capture_output=True, env={**_git_env(), **(env or {})},
+                          check=False)
+    if proc.returncode != 0:
+        raise RuntimeError(f"git {' '.join(map(str, args))} failed:\n{proc.stderr.decode(errors='replace')}")
+    return proc.stdout
+
+
+def _branch_tip(git_dir: Path, branch: str) -> str | None:
+    if not branch:
+        return None
+    code, out = _run_git("--git-dir", git_dir, "rev-parse", "--verify", "--quiet", f"refs/heads/{branch}^{{commit}}")
+    return out.strip() if code == 0 else None
+
+
+def _file_path(raw: Any) -> str:
+    """Gitaly's path rules for commit actions: leading slashes dropped, no traversal."""
+    path = str(raw).lstrip("/")
+    if not path:
+        raise _HTTPError(400, {"message": "You must provide a file path"})
+    parts = path.split("/")
+    if ".." in parts:
+        raise _HTTPError(400, {"message": "Path cannot include directory traversal"})
+    if "" in parts or "." in parts or ".git" in parts:
+        raise _HTTPError(400, {"message": f"Invalid path: {path}"})
+    return path
+
+
+def _action_content(action: JsonDict) -> bytes | None:
+    content = action.get("content")
+    if content is None:
+        return None
+    if action.get("encoding") == "base64":
+        try:
+            return base64.b64decode(str(content), validate=False)
+        except ValueError:
+            raise _HTTPError(400, {"message": "Invalid base64 content"}) from None
+    return str(content).encode()
+
+
 def _parse_credentials(request: Request) -> tuple[str | None, str | None, str | None]:
     """(kind, credential, basic username) from PRIVATE-TOKEN or Authorization."""
     if token := request.headers.get("private-token"):
@@ -263,6 +331,8 @@ class FakeGitLab(FakeServer):
         self.calls: list[Call] = []
         self.server_errors: list[str] = []
         self.git_stderr: list[str] = []
+        self.created_merge_requests: list[JsonDict] = []  # POST .../merge_requests answers, oldest first
+        self.created_commits: list[JsonDict] = []  # {"project", "branch", "commit", "actions"} per API commit
         # Private state.
         self._users: dict[str, _User] = {}
         self._tokens: dict[str, _Token] = {}
@@ -271,6 +341,8 @@ class FakeGitLab(FakeServer):
         self._statuses: dict[int, _Status] = {}
         self._pipelines: dict[tuple[str, str, str], int] = {}  # (project, sha, ref) -> pipeline id
         self._notes: dict[int, tuple[str, int, JsonDict]] = {}  # id -> (project, iid, note)
+        self._members: dict[tuple[str, int], tuple[int, str]] = {}  # (project, user id) -> (access level, since)
+        self._write_lock = threading.Lock()  # one API commit or merge request creation at a time
         self._faults: list[_Fault] = []
         self._ids = {name: itertools.count(start) for name, start in
                      (("user", 11), ("project", 101), ("mr", 5001), ("status", 7001), ("pipeline", 3001),
@@ -283,7 +355,8 @@ class FakeGitLab(FakeServer):
     # ------------------------------------------------------------------ test-side setup
 
     def add_token(self, token: str, username: str = "aqe-bot", projects: list[str] | None = None) -> None:
-        """Register a token of `username` (a bot user) that may see `projects` (None: all of them)."""
+        """Register a token of `username` (a bot user) that may see `projects` (None: all of them), where its user
+        is a Developer (30) unless add_member() says otherwise."""
         with self.lock:
             user = self._user(username, bot=True)
             self._tokens[token] = _Token(user, frozenset(projects) if projects is not None else None)
@@ -315,14 +388,7 @@ class FakeGitLab(FakeServer):
         self._known(path)
         _git("--git-dir", self.repo_path(path), "fetch", "--quiet", "--force", "--prune", source_repo,
              "+refs/heads/*:refs/heads/*", "+refs/tags/*:refs/tags/*")
-        with self.lock:
-            following = [mr for mr in self._mrs.values() if mr.follows_branch and mr.source_project == path]
-        for mr in following:  # a deleted source branch leaves the merge request head where it was
-            if _run_git("--git-dir", self.repo_path(path), "rev-parse", "--verify", "--quiet",
-                        f"refs/heads/{mr.source_branch}")[0] == 0:
-                head = self._set_mr_head(mr.project, mr.iid, mr.source_project, mr.source_branch, None)
-                with self.lock:
-                    mr.sha = head
+        self._follow_branches(path)
 
     def add_merge_request(self, path: str, iid: int, *, source_branch: str, target_branch: str,
                           sha: str | None = None, source_project: str | None = None, title: str | None = None,
@@ -339,10 +405,46 @@ class FakeGitLab(FakeServer):
                 id=old.id if old else next(self._ids["mr"]), iid=iid, project=path, source_project=source,
                 source_branch=source_branch, target_branch=target_branch, sha=head, follows_branch=sha is None,
                 title=title or (old.title if old else f"Merge {source_branch} into {target_branch}"), draft=draft,
-                author=author, created_at=old.created_at if old else _now_iso())
+                author=author, created_at=old.created_at if old else _now_iso(),
+                description=old.description if old else "")
             self._user(author)
             self._mrs[(path, iid)] = mr
         return self._mr_object(mr)
+
+    def set_merge_request_state(self, path: str, iid: int, state: str) -> JsonDict:
+        """Close, merge, lock or reopen merge request `iid` (as if done in the UI)."""
+        if state not in MR_STATES:
+            raise ValueError(f"state must be one of {', '.join(MR_STATES)}")
+        with self.lock:
+            mr = self._test_mr(path, iid)
+            mr.state, mr.updated_at = state, _now_iso()
+        return self._mr_object(mr)
+
+    def add_member(self, path: str, username: str, access_level: int, *, name: str | None = None) -> JsonDict:
+        """Make `username` a member of `path` with `access_level` (10 guest, 20 reporter, 30 developer,
+        40 maintainer, 50 owner); a token's user added this way gets that level instead of Developer.  Returns the
+        member as `GET .../members/all/:user_id` answers it."""
+        if access_level not in ACCESS_LEVELS:
+            raise ValueError(f"access_level must be one of {sorted(ACCESS_LEVELS)}")
+        project = self._known(path)
+        with self.lock:
+            user = self._user(username)
+            if name is not None:
+                user.name = name
+            self._members[(project.path, user.id)] = (access_level, _now_iso())
+            return self._member_object(user, access_level, self._members[(project.path, user.id)][1])
+
+    def file_at(self, path: str, ref: str, file_path: str) -> bytes | None:
+        """The content of `file_path` at `ref` (a branch, tag or sha) of `path`; None if there is no such file."""
+        self._known(path)
+        proc = subprocess.run(["git", "--git-dir", str(self.repo_path(path)), "cat-file", "blob",
+                               f"{ref}:{file_path.lstrip('/')}"], capture_output=True, env=_git_env(), check=False)
+        return proc.stdout if proc.returncode == 0 else None
+
+    def branch_sha(self, path: str, branch: str) -> str | None:
+        """The tip of `branch` in `path`, or None if there is no such branch."""
+        self._known(path)
+        return _branch_tip(self.repo_path(path), branch)
 
     def add_note(self, path: str, iid: int, body: str, username: str = "someone", *, system: bool = False) -> JsonDict:
         """A note by another user (or a system note, e.g. "added 1 commit") on merge request `iid`."""
@@ -454,6 +556,32 @@ class FakeGitLab(FakeServer):
                 raise KeyError(f"no merge request !{iid} in {path!r}; add_merge_request() it first")
             return self._mrs[(path, iid)]
 
+    def _follow_branches(self, path: str, branches: set[str] | None = None) -> None:
+        """Move the heads of open merge requests whose source branch (in `branches`, default: any) lives in `path`
+        to that branch's tip; a deleted source branch leaves the head where it was."""
+        with self.lock:
+            following = [mr for mr in self._mrs.values() if mr.follows_branch and mr.source_project == path
+                         and mr.state == "opened" and (branches is None or mr.source_branch in branches)]
+        for mr in following:
+            if _branch_tip(self.repo_path(path), mr.source_branch) is not None:
+                head = self._set_mr_head(mr.project, mr.iid, mr.source_project, mr.source_branch, None)
+                with self.lock:
+                    mr.sha = head
+
+    def _member_object(self, user: _User, access_level: int, since: str) -> JsonDict:
+        return {**user.brief(self.base_url), "access_level": access_level, "created_at": since, "created_by": None,
+                "expires_at": None, "locked": False, "membership_state": "active", "group_saml_identity": None}
+
+    def _members_of(self, project: _Project) -> list[JsonDict]:
+        """Direct members and the users of tokens that reach the project (as Developers), by user id."""
+        with self.lock:
+            levels = {uid: level for (path, uid), level in self._members.items() if path == project.path}
+            for token in self._tokens.values():
+                if token.user.id not in levels and (token.projects is None or project.path in token.projects):
+                    levels[token.user.id] = (TOKEN_ACCESS_LEVEL, _now_iso(0))
+            users = {user.id: user for user in self._users.values()}
+            return [self._member_object(users[uid], level, since) for uid, (level, since) in sorted(levels.items())]
+
     def _mr(self, path: str, iid: int) -> _MergeRequest:
         mr = self._mrs.get((path, iid))
         if mr is None:
@@ -507,8 +635,12 @@ class FakeGitLab(FakeServer):
         with self.lock:
             source_id, target_id = self._projects[mr.source_project].id, self._projects[mr.project].id
             author = self._user(mr.author).brief(self.base_url)
-        return {"id": mr.id, "iid": mr.iid, "project_id": target_id, "title": mr.title, "description": "",
-                "state": "opened", "created_at": mr.created_at, "updated_at": mr.created_at,
+        closed_at = mr.updated_at if mr.state == "closed" else None
+        merged_at = mr.updated_at if mr.state == "merged" else None
+        return {"id": mr.id, "iid": mr.iid, "project_id": target_id, "title": mr.title, "description": mr.description,
+                "state": mr.state, "created_at": mr.created_at, "updated_at": mr.updated_at or mr.created_at,
+                "closed_at": closed_at, "merged_at": merged_at,
+                "force_remove_source_branch": mr.remove_source_branch,
                 "source_branch": mr.source_branch, "target_branch": mr.target_branch,
                 "source_project_id": source_id, "target_project_id": target_id, "author": author,
                 "draft": mr.draft, "work_in_progress": mr.draft, "merge_status": "can_be_merged",
@@ -534,6 +666,12 @@ class FakeGitLab(FakeServer):
             ("GET", project + mr + r"/notes/(?P<note_id>\d+)", self._get_note),
             ("PUT", project + mr + r"/notes/(?P<note_id>\d+)", self._update_note),
             ("DELETE", project + mr + r"/notes/(?P<note_id>\d+)", self._delete_note),
+            ("GET", project + r"/members(?:/all)?", self._list_members),
+            ("GET", project + r"/members(?:/all)?/(?P<user_id>\d+)", self._get_member),
+            ("POST", project + r"/repository/commits", self._create_commit),
+            ("GET", project + r"/merge_requests", self._list_mrs),
+            ("POST", project + r"/merge_requests", self._create_mr),
+            ("PUT", project + mr, self._update_mr),
         ]
         return [(method, re.compile(pattern), handler) for method, pattern, handler in table]
 
@@ -659,7 +797,23 @@ class FakeGitLab(FakeServer):
         return self._is_member(token, project) or project.visibility != "private"
 
     def _is_member(self, token: _Token | None, project: _Project) -> bool:
-        return token is not None and (token.projects is None or project.path in token.projects)
+        return self._access_level(token, project) is not None
+
+    def _access_level(self, token: _Token | None, project: _Project) -> int | None:
+        """The token user's role in the project: its add_member() level, else Developer when the token reaches the
+        project, else None."""
+        if token is None:
+            return None
+        with self.lock:
+            member = self._members.get((project.path, token.user.id))
+        if member is not None:
+            return member[0]
+        return TOKEN_ACCESS_LEVEL if token.projects is None or project.path in token.projects else None
+
+    def _require_write(self, ctx: _Ctx, project: _Project) -> None:
+        """Developer or more (push code, post statuses, open merge requests); 403 otherwise, like GitLab."""
+        if (self._access_level(ctx.token, project) or 0) < TOKEN_ACCESS_LEVEL:
+            raise _HTTPError(403, {"message": "403 Forbidden"})
 
     def _project(self, ctx: _Ctx, pid: str, *, anonymous: bool = False, write: bool = False) -> _Project:
         """Resolve `:id` (numeric or URL-encoded path).  Without a token only `anonymous` endpoints answer (for
@@ -673,8 +827,8 @@ class FakeGitLab(FakeServer):
             if project is None or not self._may_see(ctx.token, project):
                 raise _not_found("Project")
             ctx.project = project.path
-            if write and not self._is_member(ctx.token, project):
-                raise _HTTPError(403, {"message": "403 Forbidden"})
+            if write:
+                self._require_write(ctx, project)
             return project
 
     # ------------------------------------------------------------------ API endpoints
@@ -683,7 +837,7 @@ class FakeGitLab(FakeServer):
         if ctx.token is None:
             raise _HTTPError(401, {"message": "401 Unauthorized"})
         user = ctx.token.user
-        return 200, {**user.brief(self.base_url), "name": user.username, "bot": user.bot, "email": None,
+        return 200, {**user.brief(self.base_url), "bot": user.bot, "email": None,
                      "created_at": _now_iso(0), "locked": False}
 
     async def _get_project(self, ctx: _Ctx, pid: str) -> _Result:
@@ -698,7 +852,8 @@ class FakeGitLab(FakeServer):
         commit["web_url"] = f"{self.web_url(project.path)}/-/commit/{commit['id']}"
         return 200, {"name": name, "commit": commit, "merged": False, "protected": name == project.default_branch,
                      "default": name == project.default_branch, "developers_can_push": False,
-                     "developers_can_merge": False, "can_push": self._is_member(ctx.token, project),
+                     "developers_can_merge": False,
+                     "can_push": (self._access_level(ctx.token, project) or 0) >= TOKEN_ACCESS_LEVEL,
                      "web_url": f"{self.web_url(project.path)}/-/tree/{name}"}
 
     async def _get_commit(self, ctx: _Ctx, pid: str, sha: str) -> _Result:
@@ -845,6 +1000,304 @@ class FakeGitLab(FakeServer):
         if author_only and (ctx.token is None or note["author"]["username"] != ctx.token.user.username):
             raise _HTTPError(403, {"message": "403 Forbidden"})
         return note
+
+    # ------------------------------------------------------------------ members
+
+    async def _list_members(self, ctx: _Ctx, pid: str) -> _Result:
+        """`query` matches a username or name (case-insensitive substring, like User.search); `user_ids[]` (or
+        `user_ids=1,2`) keeps those users."""
+        project = self._project(ctx, pid, anonymous=True)
+        query = ctx.request.query_params
+        raw_ids = [*query.getlist("user_ids[]"),
+                   *(part for value in query.getlist("user_ids") for part in value.split(","))]
+        try:
+            user_ids = {int(value) for value in raw_ids if value.strip()}
+        except ValueError:
+            raise _HTTPError(400, {"error": "user_ids is invalid"}) from None
+        needle = (query.get("query") or "").strip().lower()
+        members = [member for member in self._members_of(project) if (not user_ids or member["id"] in user_ids)
+                   and (not needle or needle in member["username"].lower() or needle in member["name"].lower())]
+        return self._paginate(ctx, members)
+
+    async def _get_member(self, ctx: _Ctx, pid: str, user_id: str) -> _Result:
+        project = self._project(ctx, pid, anonymous=True)
+        member = next((m for m in self._members_of(project) if m["id"] == int(user_id)), None)
+        if member is None:
+            raise _HTTPError(404, {"message": "404 Not found"})
+        return 200, member
+
+    # ------------------------------------------------------------------ commits from file actions
+
+    async def _create_commit(self, ctx: _Ctx, pid: str) -> _Result:
+        project = self._project(ctx, pid)
+        params = ctx.params or {}
+        missing = [f"{key} is missing" for key in ("branch", "commit_message", "actions") if params.get(key) is None]
+        if missing:
+            raise _HTTPError(400, {"error": ", ".join(missing)})
+        actions = self._commit_actions(params["actions"])
+        force, stats = self._boolean(params, "force"), self._boolean(params, "stats")
+        self._require_write(ctx, project)
+        assert ctx.token is not None
+        detail = await asyncio.to_thread(self._commit, project, ctx.token.user, params, actions, bool(force))
+        if stats is False:
+            detail.pop("stats")
+        return 201, detail
+
+    @staticmethod
+    def _commit_actions(raw: Any) -> list[JsonDict]:
+        """Grape's validation of `actions[]`."""
+        if not isinstance(raw, list):
+            raise _HTTPError(400, {"error": "actions is invalid"})
+        if not raw:
+            raise _HTTPError(400, {"error": "actions is empty"})
+        for index, action in enumerate(raw):
+            where = f"actions[{index}]"
+            if not isinstance(action, dict):
+                raise _HTTPError(400, {"error": f"{where} is invalid"})
+            for key in ("action", "file_path"):
+                if action.get(key) is None:
+                    raise _HTTPError(400, {"error": f"{where}[{key}] is missing"})
+            if action["action"] not in COMMIT_ACTIONS:
+                raise _HTTPError(400, {"error": f"{where}[action] does not have a valid value"})
+            if action.get("encoding") not in (None, "text", "base64"):
+                raise _HTTPError(400, {"error": f"{where}[encoding] does not have a valid value"})
+        return raw
+
+    def _commit(self, project: _Project, user: _User, params: JsonDict, actions: list[JsonDict],
+                force: bool) -> JsonDict:
+        """Commits::CreateService's checks, then a commit built with plumbing on a temporary index."""
+        git_dir, branch = self.repo_path(project.path), str(params["branch"])
+        start_sha = None if params.get("start_sha") in (None, "") else str(params["start_sha"])
+        start_branch = None if params.get("start_branch") in (None, "") else str(params["start_branch"])
+        with self._write_lock:
+            empty = not _git("--git-dir", git_dir, "for-each-ref", "--count=1", "refs/heads/").strip()
+            if start_sha is not None:
+                if start_branch is not None:
+                    raise _HTTPError(400, {"message": "You can't pass both start_branch and start_sha"})
+                if not _SHA_RE.fullmatch(start_sha):
+                    raise _HTTPError(400, {"message": f"Invalid start_sha '{start_sha}'"})
+                if _commit_info(git_dir, start_sha) is None:
+                    raise _HTTPError(400, {"message": f"Cannot find start_sha '{start_sha}'"})
+            else:  # the API starts from the branch itself unless told otherwise
+                start_branch = start_branch or branch
+            if start_branch is not None and not empty and _branch_tip(git_dir, start_branch) is None:
+                raise _HTTPError(400, {"message": "You can only create or edit files when you are on a branch"})
+            current = _branch_tip(git_dir, branch)
+            different = start_branch != branch or start_sha is not None
+            if not empty and different and current is not None and not force:
+                raise _HTTPError(400, {"message": f"A branch called '{branch}' already exists. Switch to that branch "
+                                                  "in order to make changes"})
+            if different and _run_git("--git-dir", git_dir, "check-ref-format", "--branch", branch)[0] != 0:
+                raise _HTTPError(400, {"message": f"Something went wrong when we tried to create '{branch}' for you: "
+                                                  "Branch name is invalid"})
+            parent = start_sha or (_branch_tip(git_dir, start_branch) if start_branch else None)
+            tree = self._tree_after(git_dir, parent, actions)
+            env = {"GIT_AUTHOR_NAME": str(params.get("author_name") or user.display_name),
+                   "GIT_AUTHOR_EMAIL": str(params.get("author_email") or user.email),
+                   "GIT_COMMITTER_NAME": user.display_name, "GIT_COMMITTER_EMAIL": user.email}
+            sha = _git_bytes("--git-dir", git_dir, "commit-tree", tree, *(["-p", parent] if parent else []), "-F", "-",
+                             stdin=str(params["commit_message"]).encode(), env=env).decode().strip()
+            _git("--git-dir", git_dir, "update-ref", f"refs/heads/{branch}", sha, current or ZERO_SHA)
+            self._follow_branches(project.path, {branch})
+            info = _commit_info(git_dir, sha)
+            assert info is not None
+            additions = deletions = 0
+            for line in _git("--git-dir", git_dir, "diff-tree", "--numstat", "-r", "--root", "--no-commit-id",
+                             sha).splitlines():
+                added, deleted, _ = line.split("\t", 2)
+                additions += int(added) if added.isdigit() else 0
+                deletions += int(deleted) if deleted.isdigit() else 0
+        detail = {**info, "web_url": f"{self.web_url(project.path)}/-/commit/{sha}", "status": None,
+                  "project_id": project.id, "last_pipeline": None,
+                  "stats": {"additions": additions, "deletions": deletions, "total": additions + deletions}}
+        with self.lock:
+            self.created_commits.append({"project": project.path, "branch": branch, "commit": copy.deepcopy(detail),
+                                         "actions": copy.deepcopy(actions)})
+        return detail
+
+    @staticmethod
+    def _tree_after(git_dir: Path, parent: str | None, actions: list[JsonDict]) -> str:
+        """Apply the actions in order to `parent`'s tree (Gitaly's index rules and messages); write the tree."""
+        entries: dict[str, tuple[str, str]] = {}  # path -> (mode, blob sha)
+        if parent:
+            for record in _git_bytes("--git-dir", git_dir, "ls-tree", "-r", "-z", "--full-tree", parent).split(b"\0"):
+                if record:
+                    meta, _, name = record.partition(b"\t")
+                    mode, _kind, sha = meta.decode().split()
+                    entries[name.decode("utf-8", "surrogateescape")] = (mode, sha)
+
+        def blob(content: bytes | None) -> str:
+            return _git_bytes("--git-dir", git_dir, "hash-object", "-w", "--no-filters", "--stdin",
+                              stdin=content or b"").decode().strip()
+
+        def taken(path: str) -> str | None:
+            if path in entries or any("/".join(path.split("/")[:n]) in entries for n in range(1, path.count("/") + 1)):
+                return "A file with this name already exists"
+            if any(name.startswith(path + "/") for name in entries):
+                return "A directory with this name already exists"
+            return None
+
+        missing = "A file with this name doesn't exist"
+        for action in actions:
+            kind, path, content = action["action"], _file_path(action["file_path"]), _action_content(action)
+            if kind == "create":
+                if error := taken(path):
+                    raise _HTTPError(400, {"message": error})
+                entries[path] = ("100644", blob(content))
+            elif kind == "move":
+                previous = _file_path(action.get("previous_path") or "") if action.get("previous_path") else None
+                if previous is None or previous not in entries:
+                    raise _HTTPError(400, {"message": missing})
+                mode, sha = entries.pop(previous)
+                if error := taken(path):
+                    raise _HTTPError(400, {"message": error})
+                entries[path] = (mode, sha if content is None else blob(content))
+            elif path not in entries:
+                raise _HTTPError(400, {"message": missing})
+            elif kind == "update":
+                entries[path] = (entries[path][0], blob(content))
+            elif kind == "delete":
+                del entries[path]
+            else:  # chmod
+                executable = str(action.get("execute_filemode", False)).lower() in ("true", "1")
+                entries[path] = ("100755" if executable else "100644", entries[path][1])
+        with tempfile.TemporaryDirectory(prefix="fake-gitlab-index-") as tmp:
+            env = {"GIT_INDEX_FILE": str(Path(tmp) / "index")}
+            _git_bytes("--git-dir", git_dir, "read-tree", "--empty", env=env)
+            info = b"".join(f"{mode} {sha}\t".encode() + name.encode("utf-8", "surrogateescape") + b"\0"
+                            for name, (mode, sha) in sorted(entries.items()))
+            _git_bytes("--git-dir", git_dir, "update-index", "-z", "--index-info", stdin=info, env=env)
+            return _git_bytes("--git-dir", git_dir, "write-tree", env=env).decode().strip()
+
+    # ------------------------------------------------------------------ merge requests through the API
+
+    async def _list_mrs(self, ctx: _Ctx, pid: str) -> _Result:
+        project = self._project(ctx, pid, anonymous=True)
+        query = ctx.request.query_params
+        state = query.get("state") or "all"
+        if state not in (*MR_STATES, "all"):
+            raise _HTTPError(400, {"error": "state does not have a valid value"})
+        sort, order_by = query.get("sort", "desc"), query.get("order_by", "created_at")
+        if sort not in ("asc", "desc"):
+            raise _HTTPError(400, {"error": "sort does not have a valid value"})
+        if order_by not in ("created_at", "updated_at"):
+            raise _HTTPError(400, {"error": "order_by does not have a valid value"})
+        with self.lock:
+            found = [mr for (path, _), mr in self._mrs.items() if path == project.path
+                     and state in ("all", mr.state) and query.get("author_username") in (None, "", mr.author)
+                     and all(query.get(key) in (None, "", getattr(mr, key))
+                             for key in ("source_branch", "target_branch"))]
+        objects = await asyncio.to_thread(lambda: [self._mr_object(mr) for mr in found])
+        objects.sort(key=lambda m: (m[order_by], m["id"]), reverse=sort == "desc")
+        return self._paginate(ctx, objects)
+
+    async def _create_mr(self, ctx: _Ctx, pid: str) -> _Result:
+        """`:id` is the source project; `target_project_id` (optional) the project the merge request goes to."""
+        source = self._project(ctx, pid)
+        params = ctx.params or {}
+        missing = [f"{key} is missing" for key in ("title", "source_branch", "target_branch")
+                   if params.get(key) is None]
+        if missing:
+            raise _HTTPError(400, {"error": ", ".join(missing)})
+        remove = self._boolean(params, "remove_source_branch")
+        target = source
+        if params.get("target_project_id") not in (None, ""):
+            target = self._project(ctx, str(params["target_project_id"]))
+            ctx.project = source.path
+        self._require_write(ctx, source)
+        assert ctx.token is not None
+        return 201, await asyncio.to_thread(self._open_mr, source, target, ctx.token.user, params, remove)
+
+    def _open_mr(self, source: _Project, target: _Project, user: _User, params: JsonDict,
+                 remove: bool | None) -> JsonDict:
+        """MergeRequests::CreateService, reduced, with the API's answers to what the model refuses."""
+        title, source_branch, target_branch = (str(params[key]) for key in ("title", "source_branch", "target_branch"))
+        with self._write_lock:
+            if source.path == target.path and source_branch == target_branch:
+                raise _HTTPError(422, {"message": ["You can't use same project/branch for source and target"]})
+            with self.lock:
+                duplicate = next((mr for mr in self._mrs.values() if mr.state == "opened" and mr.project == target.path
+                                  and mr.source_project == source.path and mr.source_branch == source_branch
+                                  and mr.target_branch == target_branch), None)
+            if duplicate is not None:
+                raise _HTTPError(409, {"message": [f"Another open merge request already exists for this source "
+                                                   f"branch: !{duplicate.iid}"]})
+            errors = {key: [error] for key, error, bad in (
+                ("title", "can't be blank", not title.strip()),
+                ("source_branch", "does not exist", _branch_tip(self.repo_path(source.path), source_branch) is None),
+                ("target_branch", "does not exist", _branch_tip(self.repo_path(target.path), target_branch) is None),
+            ) if bad}
+            if errors:
+                raise _HTTPError(400, {"message": errors})
+            with self.lock:
+                iid = max((i for (path, i) in self._mrs if path == target.path), default=0) + 1
+            head = self._set_mr_head(target.path, iid, source.path, source_branch, None)
+            now = _now_iso()
+            with self.lock:
+                mr = _MergeRequest(
+                    id=next(self._ids["mr"]), iid=iid, project=target.path, source_project=source.path,
+                    source_branch=source_branch, target_branch=target_branch, sha=head, follows_branch=True,
+                    title=title, draft=bool(_DRAFT_RE.match(title)), author=user.username, created_at=now,
+                    description=str(params.get("description") or ""), remove_source_branch=remove, updated_at=now)
+                self._mrs[(target.path, iid)] = mr
+        created = self._mr_object(mr)
+        with self.lock:
+            self.created_merge_requests.append(copy.deepcopy(created))
+        return created
+
+    async def _update_mr(self, ctx: _Ctx, pid: str, iid: str) -> _Result:
+        project = self._project(ctx, pid)
+        params = ctx.params or {}
+        given = {key: params[key] for key in MR_UPDATE_PARAMS if params.get(key) is not None}
+        if not given:
+            raise _HTTPError(400, {"error": f"{', '.join(MR_UPDATE_PARAMS)} are missing, at least one parameter must "
+                                            "be provided"})
+        if given.get("state_event") not in (None, "close", "reopen"):
+            raise _HTTPError(400, {"error": "state_event does not have a valid value"})
+        remove = self._boolean(params, "remove_source_branch")
+        self._require_write(ctx, project)
+        with self.lock:
+            mr = self._mr(project.path, int(iid))
+        errors: dict[str, list[str]] = {}
+        if "title" in given and not str(given["title"]).strip():
+            errors["title"] = ["can't be blank"]
+        if "target_branch" in given and _branch_tip(self.repo_path(project.path), str(given["target_branch"])) is None:
+            errors["target_branch"] = ["does not exist"]
+        if errors:
+            raise _HTTPError(400, {"message": errors})
+        with self.lock:
+            if "title" in given:
+                mr.title = str(given["title"])
+                mr.draft = bool(_DRAFT_RE.match(mr.title))
+            if "description" in given:
+                mr.description = str(given["description"])
+            if "target_branch" in given:
+                mr.target_branch = str(given["target_branch"])
+            if remove is not None:
+                mr.remove_source_branch = remove
+            if given.get("state_event") == "close" and mr.state == "opened":
+                mr.state = "closed"
+            elif given.get("state_event") == "reopen" and mr.state == "closed":
+                mr.state = "opened"
+            mr.updated_at = _now_iso()
+        if given.get("state_event") == "reopen":
+            await asyncio.to_thread(self._follow_branches, mr.source_project, {mr.source_branch})
+        return 200, await asyncio.to_thread(self._mr_object, mr)
+
+    @staticmethod
+    def _boolean(params: JsonDict, key: str) -> bool | None:
+        """An optional Grape Boolean: JSON true/false or "true"/"false"/"1"/"0"; 400 "<key> is invalid" else."""
+        value = params.get(key)
+        if value is None or value == "":
+            return None
+        if isinstance(value, bool):
+            return value
+        text = str(value).strip().lower()
+        if text in ("true", "1", "t", "yes", "y"):
+            return True
+        if text in ("false", "0", "f", "no", "n"):
+            return False
+        raise _HTTPError(400, {"error": f"{key} is invalid"})
 
     @staticmethod
     def _note_body(ctx: _Ctx) -> str:
@@ -1010,7 +1463,7 @@ class FakeGitLab(FakeServer):
 
 def _hook_user(fake: FakeGitLab, username: str) -> JsonDict:
     user = fake._user(username)
-    return {"id": user.id, "name": username, "username": username, "avatar_url": None, "email": "[REDACTED]"}
+    return {"id": user.id, "name": user.display_name, "username": username, "avatar_url": None, "email": "[REDACTED]"}
 
 
 def _hook_project(fake: FakeGitLab, path: str) -> JsonDict:
@@ -1082,7 +1535,7 @@ def _hook_last_commit(fake: FakeGitLab, path: str, sha: str) -> JsonDict:
 
 def _hook_mr_attributes(fake: FakeGitLab, path: str, iid: int) -> JsonDict:
     mr = fake.merge_request(path, iid)
-    return {"id": mr["id"], "iid": iid, "title": mr["title"], "description": "", "state": mr["state"],
+    return {"id": mr["id"], "iid": iid, "title": mr["title"], "description": mr["description"], "state": mr["state"],
             "created_at": mr["created_at"], "updated_at": mr["updated_at"], "author_id": mr["author"]["id"],
             "assignee_ids": [], "assignee_id": None, "reviewer_ids": [], "milestone_id": None,
             "source_branch": mr["source_branch"], "target_branch": mr["target_branch"],

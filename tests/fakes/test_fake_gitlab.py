@@ -478,3 +478,309 @@ def test_hook_headers() -> None:
     assert hook_headers("push", token=None)["X-Gitlab-Event"] == "Push Hook"
     assert "X-Gitlab-Token" not in hook_headers("Note Hook", token=None)
     assert hook_headers("Note", token=None)["Idempotency-Key"] != hook_headers("Note", token=None)["Idempotency-Key"]
+
+
+# --------------------------------------------------------------------------- members
+
+
+def test_token_users_are_developers_and_added_members_have_their_level(gl: FakeGitLab, api: httpx.Client) -> None:
+    bot = api.get("/user").json()
+    members = api.get(f"{P}/members/all").json()
+    assert [(m["username"], m["access_level"], m["state"]) for m in members] == [
+        ("aqe-bot", 30, "active"), ("scoped-bot", 30, "active")]
+    assert members[0]["id"] == bot["id"] and members[0]["name"] == "aqe-bot"
+    secret = api.get(f"/projects/{encode_path(SECRET)}/members/all").json()
+    assert [m["username"] for m in secret] == ["aqe-bot"]  # the scoped token does not reach it
+
+    alice = gl.add_member(PROJECT, "alice", 40, name="Alice Liddell")
+    gl.add_member(PROJECT, "bob", 20)
+    carol = gl.add_member(SECRET, "carol", 50)
+    assert (alice["username"], alice["name"], alice["access_level"]) == ("alice", "Alice Liddell", 40)
+    members = api.get(f"{P}/members/all").json()
+    assert {m["username"]: m["access_level"] for m in members} == {
+        "aqe-bot": 30, "scoped-bot": 30, "alice": 40, "bob": 20}
+    assert [m["username"] for m in api.get(f"{P}/members/all", params={"query": "LIDDELL"}).json()] == ["alice"]
+    assert [m["username"] for m in api.get(f"{P}/members/all", params={"query": "bot"}).json()] == [
+        "aqe-bot", "scoped-bot"]
+    assert api.get(f"{P}/members/all", params={"query": "nobody"}).json() == []
+    assert api.get(f"{P}/members").json() == members  # no groups here: direct members are all of them
+    by_ids = api.get(f"{P}/members/all", params=[("user_ids[]", alice["id"]), ("user_ids[]", bot["id"])]).json()
+    assert {m["username"] for m in by_ids} == {"alice", "aqe-bot"}
+    assert [m["username"] for m in api.get(f"{P}/members/all", params={"user_ids": f"{alice['id']}"}).json()] == [
+        "alice"]
+    assert api.get(f"{P}/members/all", params={"user_ids[]": "x"}).status_code == 400
+    page = api.get(f"{P}/members/all", params={"per_page": 3, "page": 2})
+    assert len(page.json()) == 1 and page.headers["x-total"] == "4" and page.headers["x-next-page"] == ""
+
+    one = api.get(f"{P}/members/all/{alice['id']}")
+    assert one.status_code == 200 and one.json() == alice
+    assert api.get(f"{P}/members/all/{bot['id']}").json()["access_level"] == 30
+    for absent in (carol["id"], 999999):  # a member elsewhere; nobody
+        gone = api.get(f"{P}/members/all/{absent}")
+        assert (gone.status_code, gone.json()) == (404, {"message": "404 Not found"})
+    # a private project's members are hidden from anonymous callers and tokens that do not reach it
+    assert httpx.get(f"{gl.base_url}/api/v4{P}/members/all").status_code == 404
+    assert api.get(f"/projects/{encode_path(SECRET)}/members/all", headers={"PRIVATE-TOKEN": SCOPED}).status_code == 404
+    assert httpx.get(f"{gl.base_url}/api/v4/projects/{encode_path(PUBLIC)}/members/all").status_code == 200
+    with pytest.raises(ValueError, match="access_level"):
+        gl.add_member(PROJECT, "dave", 35)
+
+
+def test_a_token_user_added_as_reporter_may_read_but_not_write(gl: FakeGitLab, api: httpx.Client,
+                                                               source: dict[str, Any]) -> None:
+    gl.add_member(PROJECT, "scoped-bot", 20)
+    scoped = {"PRIVATE-TOKEN": SCOPED}
+    me = api.get("/user", headers=scoped).json()
+    assert api.get(f"{P}/members/all/{me['id']}").json()["access_level"] == 20
+    assert api.get(f"{P}/merge_requests/1", headers=scoped).status_code == 200
+    refused = api.post(f"{P}/statuses/{source['main']}", headers=scoped, json={"state": "pending"})
+    assert (refused.status_code, refused.json()) == (403, {"message": "403 Forbidden"})
+    assert api.get(f"{P}/repository/branches/main", headers=scoped).json()["can_push"] is False
+    gl.add_member(SECRET, "scoped-bot", 40)  # an added member reaches a project its token is not scoped to
+    assert api.get(f"/projects/{encode_path(SECRET)}", headers=scoped).status_code == 200
+
+
+# --------------------------------------------------------------------------- commits from file actions
+
+
+def post_commit(api: httpx.Client, branch: str, actions: list[dict[str, Any]], message: str = "bot commit",
+                project: str = P, headers: dict[str, str] | None = None, **extra: Any) -> httpx.Response:
+    return api.post(f"{project}/repository/commits", headers=headers,
+                    json={"branch": branch, "commit_message": message, "actions": actions, **extra})
+
+
+def test_a_commit_on_top_of_a_branch_with_every_action(gl: FakeGitLab, api: httpx.Client,
+                                                       source: dict[str, Any]) -> None:
+    created = post_commit(api, "main", [
+        {"action": "create", "file_path": "tests/test_new.py", "content": "def test_x():\n    assert True\n"},
+        {"action": "create", "file_path": "/bin/data.bin", "content": base64.b64encode(b"\x00\x01\xff").decode(),
+         "encoding": "base64"},
+        {"action": "update", "file_path": "app.py", "content": "print('bye')\n"},
+        {"action": "move", "file_path": "docs/README.md", "previous_path": "README.md"},
+    ], message="Add tests\n\nGenerated by AQE.")
+    assert created.status_code == 201, created.text
+    commit = created.json()
+    assert commit["parent_ids"] == [source["main"]] and commit["title"] == "Add tests"
+    assert commit["message"] == "Add tests\n\nGenerated by AQE.\n" and commit["short_id"] == commit["id"][:8]
+    assert (commit["author_name"], commit["committer_name"]) == ("aqe-bot", "aqe-bot")
+    assert commit["stats"]["additions"] >= 3 and commit["web_url"].endswith(f"/-/commit/{commit['id']}")
+    assert gl.branch_sha(PROJECT, "main") == commit["id"]
+    assert api.get(f"{P}/repository/branches/main").json()["commit"]["id"] == commit["id"]
+    assert gl.file_at(PROJECT, "main", "tests/test_new.py") == b"def test_x():\n    assert True\n"
+    assert gl.file_at(PROJECT, "main", "bin/data.bin") == b"\x00\x01\xff"
+    assert gl.file_at(PROJECT, "main", "app.py") == b"print('bye')\n"
+    assert gl.file_at(PROJECT, "main", "docs/README.md") == b"hello\n"  # a move without content keeps it
+    assert gl.file_at(PROJECT, "main", "README.md") is None
+    assert gl.file_at(PROJECT, source["main"], "README.md") == b"hello\n"
+    assert gl.file_at(SECRET, "main", "docs/README.md") is None  # another project's repository
+
+    second = post_commit(api, "main", [
+        {"action": "delete", "file_path": "app.py"},
+        {"action": "chmod", "file_path": "tests/test_new.py", "execute_filemode": True},
+        {"action": "move", "file_path": "README.txt", "previous_path": "docs/README.md", "content": "moved\n"},
+    ], author_name="Someone Else", author_email="else@example.com").json()
+    assert second["parent_ids"] == [commit["id"]] and second["author_email"] == "else@example.com"
+    assert second["committer_name"] == "aqe-bot"
+    assert gl.file_at(PROJECT, "main", "app.py") is None and gl.file_at(PROJECT, "main", "README.txt") == b"moved\n"
+    mode = subprocess.run(["git", "--git-dir", gl.repo_path(PROJECT), "ls-tree", "main", "tests/test_new.py"],
+                          capture_output=True, text=True, check=True).stdout.split()[0]
+    assert mode == "100755"
+    assert [(c["branch"], c["commit"]["id"]) for c in gl.created_commits] == [("main", commit["id"]),
+                                                                            ("main", second["id"])]
+    assert gl.created_commits[0]["project"] == PROJECT and gl.created_commits[0]["actions"][0]["action"] == "create"
+    without_stats = post_commit(api, "main", [{"action": "create", "file_path": "s.txt", "content": "s"}],
+                                stats=False).json()
+    assert "stats" not in without_stats
+
+
+def test_commit_actions_refused_like_gitlab(gl: FakeGitLab, api: httpx.Client, source: dict[str, Any]) -> None:
+    cases = [
+        ([{"action": "create", "file_path": "README.md", "content": "x"}], "A file with this name already exists"),
+        ([{"action": "create", "file_path": "README.md/inner", "content": "x"}],
+         "A file with this name already exists"),
+        ([{"action": "update", "file_path": "nope.txt", "content": "x"}], "A file with this name doesn't exist"),
+        ([{"action": "delete", "file_path": "nope.txt"}], "A file with this name doesn't exist"),
+        ([{"action": "chmod", "file_path": "nope.txt", "execute_filemode": True}],
+         "A file with this name doesn't exist"),
+        ([{"action": "move", "file_path": "new.txt", "previous_path": "nope.txt"}],
+         "A file with this name doesn't exist"),
+        ([{"action": "move", "file_path": "app.py", "previous_path": "README.md"}],
+         "A file with this name already exists"),
+        ([{"action": "create", "file_path": "a.txt", "content": "1"}, {"action": "create", "file_path": "a.txt"}],
+         "A file with this name already exists"),  # actions apply in order: nothing is committed
+        ([{"action": "create", "file_path": "../escape.txt", "content": "x"}],
+         "Path cannot include directory traversal"),
+    ]
+    for actions, message in cases:
+        refused = post_commit(api, "main", actions)
+        assert (refused.status_code, refused.json()) == (400, {"message": message}), actions
+    assert gl.branch_sha(PROJECT, "main") == source["main"] and gl.created_commits == []
+
+    grape = [({"branch": "main"}, "commit_message is missing, actions is missing"),
+             ({"branch": "main", "commit_message": "m", "actions": []}, "actions is empty"),
+             ({"branch": "main", "commit_message": "m", "actions": [{"action": "rename", "file_path": "x"}]},
+              "actions[0][action] does not have a valid value"),
+             ({"branch": "main", "commit_message": "m", "actions": [{"action": "create"}]},
+              "actions[0][file_path] is missing"),
+             ({"branch": "main", "commit_message": "m", "force": "maybe",
+               "actions": [{"action": "create", "file_path": "x"}]}, "force is invalid")]
+    for body, error in grape:
+        answer = api.post(f"{P}/repository/commits", json=body)
+        assert (answer.status_code, answer.json()) == (400, {"error": error}), body
+
+    create = [{"action": "create", "file_path": "x.txt", "content": "x"}]
+    anonymous = httpx.post(f"{gl.base_url}/api/v4{P}/repository/commits",
+                           json={"branch": "main", "commit_message": "m", "actions": create})
+    assert anonymous.status_code == 401
+    scoped = {"PRIVATE-TOKEN": SCOPED}
+    assert post_commit(api, "main", create, project=f"/projects/{encode_path(SECRET)}", headers=scoped
+                       ).status_code == 404
+    forbidden = post_commit(api, "main", create, project=f"/projects/{encode_path(PUBLIC)}", headers=scoped)
+    assert (forbidden.status_code, forbidden.json()) == (403, {"message": "403 Forbidden"})
+    assert post_commit(api, "main", create, headers=scoped).status_code == 201  # its own project
+
+
+def test_commits_on_new_and_existing_branches_with_start_points(gl: FakeGitLab, api: httpx.Client,
+                                                                source: dict[str, Any]) -> None:
+    create = [{"action": "create", "file_path": "gen.py", "content": "x = 1\n"}]
+    missing = post_commit(api, "aqe/tests", create)  # a new branch needs a start point
+    assert (missing.status_code, missing.json()) == (
+        400, {"message": "You can only create or edit files when you are on a branch"})
+    assert post_commit(api, "aqe/tests", create, start_branch="nope").json() == {
+        "message": "You can only create or edit files when you are on a branch"}
+
+    first = post_commit(api, "aqe/tests", create, start_branch="feature")
+    assert first.status_code == 201 and first.json()["parent_ids"] == [source["feature"]]
+    assert gl.branch_sha(PROJECT, "aqe/tests") == first.json()["id"]
+    exists = post_commit(api, "aqe/tests", create, start_branch="main")
+    assert (exists.status_code, exists.json()) == (400, {
+        "message": "A branch called 'aqe/tests' already exists. Switch to that branch in order to make changes"})
+    again = post_commit(api, "aqe/tests", create, start_sha=source["main"])
+    assert again.json() == exists.json()
+    on_top = post_commit(api, "aqe/tests", [{"action": "update", "file_path": "gen.py", "content": "x = 2\n"}])
+    assert on_top.json()["parent_ids"] == [first.json()["id"]]  # no start point: on top of the branch
+
+    forced = post_commit(api, "aqe/tests", create, start_sha=source["main"], force=True)
+    assert forced.status_code == 201 and forced.json()["parent_ids"] == [source["main"]]
+    assert gl.branch_sha(PROJECT, "aqe/tests") == forced.json()["id"]
+    assert gl.file_at(PROJECT, "aqe/tests", "gen.py") == b"x = 1\n"
+    assert gl.file_at(PROJECT, "aqe/tests", "feature.py") is None  # the old history is gone
+
+    fresh = post_commit(api, "from-sha", create, start_sha=source["base"])
+    assert fresh.status_code == 201 and fresh.json()["parent_ids"] == [source["base"]]
+    for start_sha, message in (("f" * 40, f"Cannot find start_sha '{'f' * 40}'"), ("main", "Invalid start_sha 'main'")):
+        assert post_commit(api, "other", create, start_sha=start_sha).json() == {"message": message}
+    both = post_commit(api, "other", create, start_sha=source["base"], start_branch="main")
+    assert both.json() == {"message": "You can't pass both start_branch and start_sha"}
+    bad_name = post_commit(api, "bad..name", create, start_branch="main")
+    assert bad_name.status_code == 400 and "Branch name is invalid" in bad_name.json()["message"]
+
+    # the new branch is real: git sees it over HTTP
+    remote = git("-c", f"http.extraHeader={basic('oauth2', TOKEN)}", "ls-remote", gl.clone_url(PROJECT),
+                 "refs/heads/from-sha").stdout.split()
+    assert remote[0] == fresh.json()["id"]
+
+
+def test_a_commit_to_a_source_branch_moves_its_merge_requests(gl: FakeGitLab, api: httpx.Client,
+                                                              source: dict[str, Any]) -> None:
+    assert gl.merge_request(PROJECT, 1)["sha"] == source["feature"]
+    pushed = post_commit(api, "feature", [{"action": "create", "file_path": "more.py", "content": "y = 2\n"}]).json()
+    assert gl.merge_request(PROJECT, 1)["sha"] == pushed["id"]
+    assert api.get(f"{P}/merge_requests/1").json()["diff_refs"]["head_sha"] == pushed["id"]
+    ref = subprocess.run(["git", "--git-dir", gl.repo_path(PROJECT), "rev-parse", "refs/merge-requests/1/head"],
+                         capture_output=True, text=True, check=True).stdout.strip()
+    assert ref == pushed["id"]
+
+
+# --------------------------------------------------------------------------- merge requests through the API
+
+
+def test_merge_requests_are_created_listed_and_updated(gl: FakeGitLab, api: httpx.Client,
+                                                       source: dict[str, Any]) -> None:
+    mrs = f"{P}/merge_requests"
+    created = api.post(mrs, json={"source_branch": "release/1.0", "target_branch": "main", "title": "Release 1.0",
+                                  "description": "Generated tests", "remove_source_branch": True})
+    assert created.status_code == 201, created.text
+    mr = created.json()
+    assert (mr["iid"], mr["state"], mr["title"], mr["description"]) == (2, "opened", "Release 1.0", "Generated tests")
+    assert (mr["source_branch"], mr["target_branch"], mr["sha"]) == ("release/1.0", "main", source["release"])
+    assert mr["author"]["username"] == "aqe-bot" and mr["force_remove_source_branch"] is True
+    assert mr["diff_refs"]["base_sha"] == source["main"] and mr["draft"] is False
+    assert mr["web_url"] == f"{gl.base_url}/{PROJECT}/-/merge_requests/2"
+    assert gl.created_merge_requests == [mr] and gl.merge_request(PROJECT, 2) == mr
+
+    duplicate = api.post(mrs, json={"source_branch": "release/1.0", "target_branch": "main", "title": "Again"})
+    assert (duplicate.status_code, duplicate.json()) == (409, {
+        "message": ["Another open merge request already exists for this source branch: !2"]})
+    untitled = api.post(mrs, json={"source_branch": "release/1.0", "target_branch": "main"})
+    assert (untitled.status_code, untitled.json()) == (400, {"error": "title is missing"})
+    assert api.post(mrs, json={}).json() == {
+        "error": "title is missing, source_branch is missing, target_branch is missing"}
+    nowhere = api.post(mrs, json={"source_branch": "nope", "target_branch": "main", "title": "t"})
+    assert (nowhere.status_code, nowhere.json()) == (400, {"message": {"source_branch": ["does not exist"]}})
+    same = api.post(mrs, json={"source_branch": "main", "target_branch": "main", "title": "t"})
+    assert (same.status_code, same.json()) == (422, {
+        "message": ["You can't use same project/branch for source and target"]})
+    draft = api.post(mrs, json={"source_branch": "feature", "target_branch": "release/1.0", "title": "Draft: wip"})
+    assert draft.json()["iid"] == 3 and draft.json()["draft"] is True
+
+    listed = api.get(mrs).json()
+    assert [m["iid"] for m in listed] == [3, 2, 1]  # newest first
+    assert [m["iid"] for m in api.get(mrs, params={"source_branch": "feature"}).json()] == [3, 1]
+    assert [m["iid"] for m in api.get(mrs, params={"target_branch": "main", "sort": "asc"}).json()] == [1, 2]
+    page = api.get(mrs, params={"per_page": 2, "page": 2})
+    assert [m["iid"] for m in page.json()] == [1] and page.headers["x-total"] == "3"
+    assert api.get(mrs, params={"state": "sideways"}).status_code == 400
+
+    edited = api.put(f"{mrs}/2", json={"title": "Release 1.0 (tests)", "description": "Now with tests"})
+    assert edited.status_code == 200
+    assert (edited.json()["title"], edited.json()["description"]) == ("Release 1.0 (tests)", "Now with tests")
+    assert api.get(f"{mrs}/2").json()["description"] == "Now with tests"
+    assert api.put(f"{mrs}/3", json={"title": "Ready"}).json()["draft"] is False
+    nothing = api.put(f"{mrs}/2", json={})
+    assert nothing.status_code == 400 and "at least one parameter must be provided" in nothing.json()["error"]
+    assert api.put(f"{mrs}/2", json={"title": " "}).json() == {"message": {"title": ["can't be blank"]}}
+    assert api.put(f"{mrs}/99", json={"title": "x"}).status_code == 404
+
+    closed = api.put(f"{mrs}/2", json={"state_event": "close"}).json()
+    assert closed["state"] == "closed" and closed["closed_at"]
+    assert [m["iid"] for m in api.get(mrs, params={"state": "opened"}).json()] == [3, 1]
+    assert [m["iid"] for m in api.get(mrs, params={"state": "closed"}).json()] == [2]
+    gl.set_merge_request_state(PROJECT, 1, "merged")
+    assert [m["iid"] for m in api.get(mrs, params={"state": "merged"}).json()] == [1]
+    assert api.get(mrs, params={"state": "all"}).headers["x-total"] == "3"
+    reopened = api.post(mrs, json={"source_branch": "release/1.0", "target_branch": "main", "title": "Once more"})
+    assert reopened.status_code == 201 and reopened.json()["iid"] == 4  # the other one is closed
+    assert [m["iid"] for m in gl.created_merge_requests] == [2, 3, 4]
+
+
+def test_created_merge_requests_follow_their_source_branch_and_need_write_access(
+        gl: FakeGitLab, api: httpx.Client, source: dict[str, Any], fork: dict[str, Any]) -> None:
+    mrs = f"{P}/merge_requests"
+    post_commit(api, "aqe/generated", [{"action": "create", "file_path": "t.py", "content": "1"}],
+                start_branch="main")
+    mr = api.post(mrs, json={"source_branch": "aqe/generated", "target_branch": "main", "title": "Tests"}).json()
+    newer = post_commit(api, "aqe/generated", [{"action": "update", "file_path": "t.py", "content": "2"}]).json()
+    assert api.get(f"{mrs}/{mr['iid']}").json()["sha"] == newer["id"]
+    repo = source["path"]  # ... and a push of that branch (update_project) moves it too
+    git("fetch", "-q", gl.repo_path(PROJECT), "refs/heads/aqe/generated:refs/heads/aqe/generated", cwd=repo)
+    git("checkout", "-q", "aqe/generated", cwd=repo)
+    pushed = commit(repo, "t2.py", "3\n")
+    git("checkout", "-q", "main", cwd=repo)
+    gl.update_project(PROJECT, repo)
+    assert gl.merge_request(PROJECT, mr["iid"])["sha"] == pushed
+
+    body = {"source_branch": "feature", "target_branch": "release/1.0", "title": "t"}
+    assert httpx.post(f"{gl.base_url}/api/v4{mrs}", json=body).status_code == 401
+    public = f"/projects/{encode_path(PUBLIC)}/merge_requests"
+    refused = api.post(public, json=body, headers={"PRIVATE-TOKEN": SCOPED})
+    assert (refused.status_code, refused.json()) == (403, {"message": "403 Forbidden"})
+    assert api.put(f"{mrs}/1", json={"title": "x"}, headers={"PRIVATE-TOKEN": "glpat-wrong"}).status_code == 401
+
+    gl.add_project(FORK, fork["path"])  # from a fork: `:id` is the source, target_project_id the target
+    forked = api.post(f"/projects/{encode_path(FORK)}/merge_requests",
+                      json={**body, "source_branch": "fix", "target_branch": "main",
+                            "target_project_id": gl.project_id(PROJECT)})
+    assert forked.status_code == 201, forked.text
+    assert forked.json()["source_project_id"] == gl.project_id(FORK) and forked.json()["sha"] == fork["fix"]
+    assert forked.json()["project_id"] == gl.project_id(PROJECT)

@@ -14,7 +14,7 @@ from redis.asyncio import Redis
 
 from jobs.forges.github.client import GitHubClient
 from jobs.model import AgentResult, Conclusion, Finding, JobRecord, RunRequest
-from jobs.reporting import render
+from jobs.reporting import proposal, render
 from jobs.reporting.lock import redis_lock
 
 log = logging.getLogger("aqe.github.reporter")
@@ -66,24 +66,14 @@ def why_tests_cannot_be_proposed(request: RunRequest) -> str | None:
 
 def path_problem(path: str) -> str | None:
     """What is wrong with `path` as a file to add to the repository, or None."""
-    parts = path.split("/")
-    if not path or any(part in ("", ".", "..") for part in parts) or "\\" in path:
-        return "is not a relative path of the repository (no leading '/', '.', '..' or empty parts)"
-    if any(part.lower() == ".git" for part in parts):
-        return "is inside .git"
     if path.startswith(WORKFLOWS_DIR):
         return f"is a GitHub Actions workflow ({WORKFLOWS_DIR}); AQE has no `workflows` permission"
-    return None
+    return proposal.path_problem(path)
 
 
 def checked_files(files: Mapping[str, bytes]) -> dict[str, bytes]:
     """`files` in path order, or ValueError naming every bad path."""
-    if not files:
-        raise ValueError("no generated test files to propose")
-    problems = [f"`{path}` {problem}" for path in sorted(files) if (problem := path_problem(path))]
-    if problems:
-        raise ValueError("cannot propose generated tests: " + "; ".join(problems))
-    return {path: files[path] for path in sorted(files)}
+    return proposal.checked_files(files, path_problem)
 
 
 def utf8_text(content: bytes) -> str | None:

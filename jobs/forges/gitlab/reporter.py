@@ -6,6 +6,7 @@ findings themselves are on the job page the status links to, and summed up in th
 
 from __future__ import annotations
 
+import base64
 import logging
 from typing import Any
 
@@ -13,12 +14,14 @@ from redis.asyncio import Redis
 
 from jobs.forges.gitlab.client import GitLabClient, GitLabError, project_id
 from jobs.model import AgentResult, Conclusion, JobRecord, RunRequest
-from jobs.reporting import render
+from jobs.reporting import proposal, render
 from jobs.reporting.lock import redis_lock
 
 log = logging.getLogger("aqe.gitlab.reporter")
 
 FIELD_LIMIT = 255  # status description, target_url, name and ref
+DEVELOPER = 30  # GitLab's access level that may push branches: trusted with `/aqe run` and `/aqe generate-tests`
+LISTED_FILES = 100
 NOTE_ID_TTL_S = 90 * 24 * 3600
 STATES: dict[Conclusion, str] = {"success": "success", "neutral": "success", "failure": "failed",
                                  "cancelled": "canceled", "skipped": "skipped", "timed_out": "failed",
@@ -30,11 +33,17 @@ def status_state(conclusion: Conclusion) -> str:
     return STATES[conclusion]
 
 
-def status_description(result: AgentResult) -> str:
-    title = render.check_title(result)
-    if result.conclusion == "neutral":
-        title = f"neutral: {title}"
-    return title if len(title) <= FIELD_LIMIT else title[: FIELD_LIMIT - 1] + "…"
+def shown_state(conclusion: Conclusion) -> tuple[str, str]:
+    """The state to post and a prefix for its description: GitLab has no neutral, so a neutral check shows as
+    passed, saying so (a merge request waiting for a passing pipeline is not held up by it)."""
+    if conclusion == "neutral":
+        return "success", "neutral: "
+    return status_state(conclusion), ""
+
+
+def one_line(text: str) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= FIELD_LIMIT else text[: FIELD_LIMIT - 1] + "…"
 
 
 def is_benign_transition(exc: GitLabError) -> bool:
@@ -55,6 +64,41 @@ def status_ref(head_ref: str | None, fork: bool, mr_iid: int | None) -> str | No
     return head_ref[:FIELD_LIMIT] if head_ref and not fork else None
 
 
+def generated_tests_branch(iid: int) -> str:
+    return f"aqe/generated-tests/mr-{iid}"
+
+
+def why_tests_cannot_be_proposed(request: RunRequest) -> str | None:
+    """Why no merge request with generated tests can be opened for `request`; None when it can."""
+    if request.pr_number is None or not request.head_ref:
+        return "the run is not of a merge request"
+    if request.fork:
+        return (f"merge request !{request.pr_number} comes from a fork, and AQE cannot push to a fork's branch "
+                f"(`{request.head_ref}`)")
+    if not request.trusted:
+        return f"`/aqe generate-tests` was asked by {request.sender or 'someone'}, who is not a developer of the project"
+    if not request.head_sha:
+        return f"the head commit of merge request !{request.pr_number} is not known"
+    return None
+
+
+def file_action(path: str, content: bytes) -> dict[str, str]:
+    return {"action": "create", "file_path": path, "encoding": "base64",
+            "content": base64.b64encode(content).decode("ascii")}
+
+
+def proposal_description(request: RunRequest, branch: str, paths: list[str], summary: str, job_url: str) -> str:
+    listing = "\n".join(f"- `{path}`" for path in paths[:LISTED_FILES])
+    if len(paths) > LISTED_FILES:
+        listing += f"\n- … and {len(paths) - LISTED_FILES} more"
+    return (f"{render.truncate(summary, 50_000, job_url)}\n\n---\n\n**How this was made.** Asked for with "
+            f"`/aqe generate-tests` on !{request.pr_number}: AQE's test-generation agent wrote these tests for its "
+            f"head commit {request.head_sha}, and AQE committed them on top of that commit, on `{branch}` "
+            f"([job]({job_url})).\n\n{listing}\n\nMerging this merge request adds them to `{request.head_ref}`; "
+            "review them like any other code. Commenting `/aqe generate-tests` again replaces this branch with a "
+            "new generation.")
+
+
 class GitLabReporter:
     def __init__(self, gl: GitLabClient, redis: Redis, *, repo: str, head_sha: str, head_ref: str | None,
                  fork: bool, job_id: str, job_url: str, public_url: str, refs: dict[str, int] | None = None,
@@ -71,6 +115,10 @@ class GitLabReporter:
         if request.pr_number is None:
             return request
         mr = await self.gl.get(f"/projects/{self.project}/merge_requests/{request.pr_number}")
+        if request.trigger == "note.create" and request.sender:
+            request.trusted = await self._is_developer(request.sender)
+            log.info("job %s: a note of %s (%s) asked for this run", self.job_id, request.sender,
+                     "a developer: trusted" if request.trusted else "not a developer of the project")
         request.fork = mr["source_project_id"] != mr["target_project_id"]
         request.draft = bool(mr.get("draft") or mr.get("work_in_progress"))
         if not request.head_sha:  # "/aqe run": analyse the merge request's head as it is now
@@ -80,6 +128,13 @@ class GitLabReporter:
             request.base_sha = (mr.get("diff_refs") or {}).get("base_sha") or await self._branch_tip(mr["target_branch"])
         self.head_sha, self.head_ref, self.fork = request.head_sha, request.head_ref, request.fork
         return request
+
+    async def _is_developer(self, username: str) -> bool:
+        """Whether `username` may push to the project (Developer or more, inherited from groups too)."""
+        async for member in self.gl.pages(f"/projects/{self.project}/members/all", query=username):
+            if member.get("username") == username and member.get("state", "active") == "active":
+                return int(member.get("access_level", 0)) >= DEVELOPER
+        return False
 
     async def _branch_tip(self, branch: str) -> str | None:
         try:
@@ -94,7 +149,7 @@ class GitLabReporter:
                            coverage: float | None = None) -> dict[str, Any] | None:
         """Post the agent's status; None when GitLab says it already is in that state."""
         body: dict[str, Any] = {"state": state, "name": f"aqe/{agent}", "target_url": self.target_url,
-                                "description": description[:FIELD_LIMIT]}
+                                "description": one_line(description)}
         if ref := status_ref(self.head_ref, self.fork, self.mr_iid):
             body["ref"] = ref
         if coverage is not None:
@@ -102,8 +157,12 @@ class GitLabReporter:
         try:
             return await self.gl.post(f"/projects/{self.project}/statuses/{self.head_sha}", body)
         except GitLabError as exc:
-            if is_benign_transition(exc):
-                return None
+            if not is_benign_transition(exc):
+                raise
+            if state in ("pending", "running"):
+                return None  # it already is (e.g. a retried job)
+            if state == "skipped":  # refused once running: shown as passed, saying it was skipped
+                return await self._post_status(agent, "success", f"skipped: {description}", coverage)
             raise
 
     async def begin(self, agents: list[str]) -> None:
@@ -118,18 +177,20 @@ class GitLabReporter:
 
     async def agent_finished(self, result: AgentResult, max_annotations: int = 200) -> None:
         coverage = result.metrics.get("total_percent") if result.agent == "coverage" else None
-        await self._post_status(result.agent, status_state(result.conclusion), status_description(result),
+        state, prefix = shown_state(result.conclusion)
+        await self._post_status(result.agent, state, prefix + render.check_title(result),
                                 coverage=float(coverage) if isinstance(coverage, int | float) else None)
         self.finished.add(result.agent)
 
     async def abort(self, conclusion: Conclusion, reason: str) -> None:
         description = {"cancelled": "Cancelled", "timed_out": "Timed out", "skipped": "Skipped"}.get(
-            conclusion, "AQE could not finish") + f": {' '.join(reason.split())}"
+            conclusion, "AQE could not finish") + f": {reason}"
         for agent in self.refs:
             if agent in self.finished:
                 continue
             try:
-                await self._post_status(agent, status_state(conclusion), description)
+                state, _ = shown_state(conclusion)
+                await self._post_status(agent, state, description)
                 self.finished.add(agent)
             except Exception:  # keep ending the others
                 log.exception("could not end status aqe/%s of job %s", agent, self.job_id)
@@ -140,9 +201,42 @@ class GitLabReporter:
                 await self._post_status(agent, "pending", "Waiting for a worker")
 
     async def propose_tests(self, request: RunRequest, files: dict[str, bytes], summary: str) -> str | None:
-        log.info("job %s: generated tests are not proposed as a merge request on GitLab; they are the job's "
-                 "generated-tests.patch artifact", self.job_id)
-        return None
+        """Commit `files` on top of the merge request's head on `aqe/generated-tests/mr-N` (one Commits API call,
+        replacing the branch), and open (or update) a merge request from there into the head branch."""
+        reason = why_tests_cannot_be_proposed(request)
+        if reason is not None:
+            log.info("job %s: generated tests not proposed as a merge request: %s", self.job_id, reason)
+            return None
+        kept = proposal.checked_files(files)
+        assert request.pr_number is not None and request.head_ref is not None  # why_tests_cannot_be_proposed
+        branch = generated_tests_branch(request.pr_number)
+        count = "1 generated test file" if len(kept) == 1 else f"{len(kept)} generated test files"
+        await self.gl.post(f"/projects/{self.project}/repository/commits", {
+            "branch": branch, "start_sha": request.head_sha, "force": True,
+            "commit_message": f"Add {count} for !{request.pr_number}\n\nWritten by AQE's test-generation agent for "
+                              f"{request.head_sha}, as asked with `/aqe generate-tests`.\n",
+            "actions": [file_action(path, content) for path, content in kept.items()]})
+        description = proposal_description(request, branch, list(kept), summary, self.job_url)
+        url = await self._open_merge_request(branch, request.head_ref, f"Generated tests for !{request.pr_number}",
+                                             description)
+        log.info("job %s: %d generated test files proposed in %s", self.job_id, len(kept), url)
+        return url
+
+    async def _open_merge_request(self, branch: str, target: str, title: str, description: str) -> str:
+        """The URL of the new merge request, or of the open one from `branch` into `target` (its text updated)."""
+        mrs = f"/projects/{self.project}/merge_requests"
+        try:
+            created = await self.gl.post(mrs, {"source_branch": branch, "target_branch": target, "title": title,
+                                               "description": description, "remove_source_branch": True})
+            return str(created["web_url"])
+        except GitLabError as exc:
+            if exc.status_code != 409:  # "Another open merge request already exists for this source branch"
+                raise
+        found = await self.gl.get(mrs, source_branch=branch, target_branch=target, state="opened")
+        if not found:
+            raise RuntimeError(f"GitLab says a merge request from {branch} into {target} exists, but lists none open")
+        updated = await self.gl.put(f"{mrs}/{found[0]['iid']}", {"title": title, "description": description})
+        return str(updated["web_url"])
 
     async def summarise(self, record: JobRecord, extra_prs: set[int]) -> None:
         iids = sorted(({record.request.pr_number} if record.request.pr_number else set()) | extra_prs)

@@ -18,7 +18,7 @@ from collections.abc import Callable, Mapping, Sequence
 import msgspec
 
 from jobs.forges.base import Decision, Delivery, WebhookError
-from jobs.forges.commands import RUN_COMMAND, command_of
+from jobs.forges.commands import GENERATE_TESTS_COMMAND, RUN_COMMAND, command_fields, command_of
 from jobs.forges.gitlab import payloads as p
 from jobs.model import RunRequest
 
@@ -112,8 +112,9 @@ def clone_url(project: p.Project, instance_url: str) -> str:
 
 def _request(project: p.Project, sender: str, delivery: Delivery, trigger: str, instance_url: str,
              **fields: object) -> RunRequest:
+    fields = {"agents": [], **fields}  # no agents: what `.aqe.yml` says, once the worker has read it
     return RunRequest(forge="gitlab", repo=project.path_with_namespace, clone_url=clone_url(project, instance_url),
-                      trigger=trigger, agents=[], delivery_id=delivery.delivery_id, sender=sender,
+                      trigger=trigger, delivery_id=delivery.delivery_id, sender=sender,
                       **fields)  # type: ignore[arg-type]
 
 
@@ -154,17 +155,16 @@ def _note(ev: p.NoteEvent, d: Delivery, instance_url: str) -> Decision:
     if note.noteable_type != "MergeRequest" or mr is None:
         return Decision.ignore(f"note on a {note.noteable_type}, not a merge request", action=action)
     command = command_of(note.note)
-    if command != RUN_COMMAND:
-        why = ("is not available on GitLab; use POST /api/v1/test/generate" if command
-               else f"does not start with '{RUN_COMMAND}'")
-        return Decision.ignore(f"note {why}" if command is None else f"'{command}' {why}", action=action)
+    if command is None:
+        return Decision.ignore(f"note does not start with '{RUN_COMMAND}' or '{GENERATE_TESTS_COMMAND}'",
+                               action=action)
     if mr.state != "opened":
         return Decision.ignore("merge request is not open", action=action)
-    # The payload does not say the author's role, so the run is not `trusted`: a fork's code stays held back
-    # unless `.aqe.yml` sets `tests.forks: true`. The worker reads the merge request's head and base.
+    # The payload does not say the author's role: the worker asks GitLab (GitLabReporter.resolve) before it
+    # trusts the command with a fork's code or lets it push a branch. It reads the merge request's head then.
     run = _request(ev.project, ev.user.username, d, "note.create", instance_url, head_sha="",
                    head_ref=mr.source_branch, base_ref=mr.target_branch, pr_number=mr.iid,
-                   fork=mr.source_project_id != mr.target_project_id, draft=mr.draft)
+                   fork=mr.source_project_id != mr.target_project_id, draft=mr.draft, **command_fields(command))
     return Decision(runs=[run], action=action)
 
 

@@ -198,11 +198,14 @@ def test_aqe_run_in_a_note_analyses_the_merge_requests_head_as_it_is_then() -> N
     assert (run.trigger, run.pr_number, run.head_sha, run.trusted) == ("note.create", 7, "", False)
 
 
-@pytest.mark.parametrize(("note", "why"), [("Looks good", "does not start with '/aqe run'"),
-                                           ("/aqe generate-tests", "not available on GitLab")])
-def test_other_notes_start_nothing(note: str, why: str) -> None:
-    decision = decide(deliver(changed(NOTE, note=note)), INSTANCE)
-    assert not decision.runs and why in (decision.ignored or "")
+def test_aqe_generate_tests_runs_the_tests_and_the_generation_and_asks_for_a_merge_request() -> None:
+    [run] = runs(changed(NOTE, note="/aqe generate-tests"))
+    assert (run.agents, run.propose_tests, run.trusted) == (["tests", "test-generation"], True, False)
+
+
+def test_other_notes_start_nothing() -> None:
+    decision = decide(deliver(changed(NOTE, note="/aqe runner")), INSTANCE)
+    assert not decision.runs and "does not start with '/aqe run' or '/aqe generate-tests'" in (decision.ignored or "")
 
 
 def test_an_edited_note_or_a_note_on_an_issue_starts_nothing() -> None:
