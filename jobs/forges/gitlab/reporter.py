@@ -162,7 +162,8 @@ class GitLabReporter:
             if state in ("pending", "running"):
                 return None  # it already is (e.g. a retried job)
             if state == "skipped":  # refused once running: shown as passed, saying it was skipped
-                return await self._post_status(agent, "success", f"skipped: {description}", coverage)
+                said = description if description.lower().startswith("skipped") else f"skipped: {description}"
+                return await self._post_status(agent, "success", said, coverage)
             raise
 
     async def begin(self, agents: list[str]) -> None:
@@ -196,9 +197,9 @@ class GitLabReporter:
                 log.exception("could not end status aqe/%s of job %s", agent, self.job_id)
 
     async def requeue(self, reason: str) -> None:
-        for agent in self.refs:
-            if agent not in self.finished:
-                await self._post_status(agent, "pending", "Waiting for a worker")
+        """Nothing to post: GitLab lets no status go back from running (or pending) to pending, so each one
+        shows what it showed until the retried job moves it on."""
+        log.info("job %s: waits for another worker; its GitLab statuses stay as they are", self.job_id)
 
     async def propose_tests(self, request: RunRequest, files: dict[str, bytes], summary: str) -> str | None:
         """Commit `files` on top of the merge request's head on `aqe/generated-tests/mr-N` (one Commits API call,

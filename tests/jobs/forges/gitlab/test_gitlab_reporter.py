@@ -229,7 +229,15 @@ async def test_a_check_skipped_after_it_started_ends(fake: FakeGitLab, http: htt
     await reporter.begin(["tests"])
     await reporter.agent_started("tests")  # the pipeline starts every agent, then policy may skip it
     await reporter.agent_finished(result("tests", "skipped", "Draft pull request"))
-    assert latest(fake, sha(fake, "feature"))["aqe/tests"]["status"] in ("success", "skipped", "canceled")
+    status = latest(fake, sha(fake, "feature"))["aqe/tests"]  # GitLab refuses :skip from :running
+    assert (status["status"], status["description"]) == ("success", "skipped: Draft pull request")
+    assert [state for _, state, _ in status_posts(fake)] == ["pending", "running", "skipped", "success"]
+
+    await reporter.begin(["coverage"])
+    await reporter.agent_started("coverage")
+    await reporter.abort("skipped", "nothing to analyse")
+    status = latest(fake, sha(fake, "feature"))["aqe/coverage"]
+    assert (status["status"], status["description"]) == ("success", "Skipped: nothing to analyse")
 
 
 async def test_a_check_skipped_before_it_started_is_skipped(fake: FakeGitLab, http: httpx.AsyncClient,
@@ -386,3 +394,13 @@ async def test_extra_merge_requests_with_the_same_head_get_the_note_too(fake: Fa
     assert len(fake.notes_on(PROJECT, 1)) == 1 and len(fake.notes_on(PROJECT, 3)) == 1
     assert fake.notes_on(PROJECT, 2) == []  # the fork's MR has another head
     assert await redis.get(f"aqe:comment:gitlab:{PROJECT}:3") is not None
+
+
+async def test_a_requeued_job_leaves_its_statuses_as_they_are(fake: FakeGitLab, http: httpx.AsyncClient,
+                                                              redis: Redis) -> None:
+    reporter = reporter_for(fake, http, redis)
+    await reporter.begin(["tests"])
+    await reporter.agent_started("tests")
+    await reporter.requeue("the worker stopped")  # GitLab has no way back from running to pending
+    assert [state for _, state, _ in status_posts(fake)] == ["pending", "running"]
+    assert latest(fake, sha(fake, "feature"))["aqe/tests"]["status"] == "running"
