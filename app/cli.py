@@ -75,8 +75,10 @@ def _stop(children: list[subprocess.Popen[bytes]]) -> None:
 
 
 def _missing_message(settings: Settings) -> str:
+    gitlab = (f" GitLab ({settings.gitlab.url}) is configured." if settings.gitlab.token else
+              " GitLab is not configured either (GITLAB_TOKEN, GITLAB_WEBHOOK_SECRET).")
     return (f"GitHub is not configured yet (missing: {', '.join(settings.missing)}). AQE runs anyway; "
-            "GitHub webhooks are answered 503 until these are set (see docs/install.md).")
+            f"GitHub webhooks are answered 503 until these are set (see docs/install.md).{gitlab}")
 
 
 @main.command()
