@@ -53,6 +53,7 @@ def create_app(settings: Settings) -> Starlette:
                 await pipelined.close()
 
     routes = [
+        api_v1,  # first: the API's requests are the many, and no other route starts with /api/v1
         Route("/webhooks/github", webhooks.github, methods=["POST"]),
         Route("/webhooks/gitlab", webhooks.gitlab, methods=["POST"]),
         Route("/healthz", health.healthz, methods=["GET"]),
@@ -64,7 +65,6 @@ def create_app(settings: Settings) -> Starlette:
         Route("/login", dashboard.login, methods=["GET", "POST"]),
         Route("/logout", dashboard.logout, methods=["POST"]),
         Mount("/static", app=pages.StaticAssets(), name="static"),
-        api_v1,
         *openapi.routes,
     ]
     middleware = [Middleware(CORSMiddleware, allow_origins=list(settings.cors_origins), allow_credentials=False,

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator
+from typing import Any
 
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
@@ -27,6 +28,19 @@ API_REQUESTS = Counter("aqe_api_requests", "REST API requests by route, method a
 API_LATENCY = Histogram("aqe_api_request_duration_seconds", "REST API time to answer (to its headers) by route",
                         ["route"],
                         buckets=(0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 10.0), registry=OWN)
+
+
+_Observers = tuple[Any, Any]  # one request counter and one latency histogram child of the metrics above
+_observers: dict[tuple[str, str, int], _Observers] = {}
+
+
+def observers(route: str, method: str, status: int) -> _Observers:
+    """The children of API_REQUESTS and API_LATENCY for these labels (looked up once, not on every request)."""
+    found = _observers.get((route, method, status))
+    if found is None:
+        found = _observers[(route, method, status)] = (API_REQUESTS.labels(route, method, str(status)),
+                                                       API_LATENCY.labels(route))
+    return found
 
 
 class ApiMetrics:
@@ -50,10 +64,11 @@ class ApiMetrics:
         try:
             await self.app(scope, receive, sending)
         finally:
-            route = getattr(scope.get("route"), "path", None) or "unmatched"
-            API_REQUESTS.labels(route, scope["method"], str(status)).inc()
+            requests, latency = observers(getattr(scope.get("route"), "path", None) or "unmatched", scope["method"],
+                                          status)
+            requests.inc()
             # until the answer's headers: a job stream (SSE) is open for minutes, its latency is how soon it opens
-            API_LATENCY.labels(route).observe((answered or time.perf_counter()) - started)
+            latency.observe((answered or time.perf_counter()) - started)
 
 
 class FleetFacts(Collector):

@@ -11,8 +11,10 @@ one job, then runs wrk (`bench/wrk_api.lua`) against:
 - `GET /api/v1/job/{id}/status` (target p95 < 10 ms)
 - `GET /api/v1/fleet/status` (target p95 < 50 ms)
 
-Prints the median over `--runs` of each figure and writes `bench/results/api_latency.json`. Every answer must
-have the expected status (wrk's Lua counts them), or the run is reported as invalid. Holds the bench lock.
+Also reports the web process's CPU time per request (its CPU seconds during the run / requests: less noisy than
+latency on a shared machine). Prints the median over `--runs` of each figure and writes
+`bench/results/api_latency.json`. Every answer must have the expected status (wrk's Lua counts them), or the run
+is reported as invalid. Holds the bench lock.
 """
 
 from __future__ import annotations
@@ -31,7 +33,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT), str(ROOT / "bench")]
 
-from common import exclusive, free_port, machine, start, stop, wait_quiet  # noqa: E402
+from common import exclusive, free_port, machine, process_cpu_seconds, start, stop, wait_quiet  # noqa: E402
 from cryptography.hazmat.primitives import serialization  # noqa: E402
 from cryptography.hazmat.primitives.asymmetric import rsa  # noqa: E402
 from redis.asyncio import Redis  # noqa: E402
@@ -95,10 +97,14 @@ def main() -> None:
                 for _ in range(args.runs):
                     wait_quiet()
                     for name, (path, mode, expected, _target) in TARGETS.items():
+                        cpu_before = process_cpu_seconds(web.pid)
                         result = wrk(base + path.format(job_id=job_id), mode, api_key, args.duration, args.connections)
+                        result["server_cpu_us_per_request"] = round(
+                            (process_cpu_seconds(web.pid) - cpu_before) * 1e6 / max(1, result["requests"]), 1)
                         result["valid"] = set(result["statuses"]) == {str(expected)} and result["errors"] == 0
                         results[name].append(result)
                         print(f"{name}: p95 {result['p95_ms']:.2f} ms, {result['requests']} requests, "
+                              f"{result['server_cpu_us_per_request']} µs of server CPU each, "
                               f"statuses {result['statuses']}", flush=True)
             finally:
                 stop(web)
@@ -106,6 +112,7 @@ def main() -> None:
                       "p95_ms": statistics.median(r["p95_ms"] for r in runs),
                       "p99_ms": statistics.median(r["p99_ms"] for r in runs),
                       "requests_per_s": statistics.median(r["requests"] / args.duration for r in runs),
+                      "server_cpu_us_per_request": statistics.median(r["server_cpu_us_per_request"] for r in runs),
                       "target_p95_ms": TARGETS[name][3], "all_valid": all(r["valid"] for r in runs)}
                for name, runs in results.items()}
     RESULTS.mkdir(exist_ok=True)

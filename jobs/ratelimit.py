@@ -9,14 +9,19 @@ entries, and is let through again as soon as its oldest counted request leaves t
 from __future__ import annotations
 
 import functools
+import hashlib
 import itertools
 import math
 import os
 import re
 import secrets
+from typing import Any
 
 import msgspec
 from redis.asyncio import Redis
+from redis.exceptions import NoScriptError
+
+from jobs.redis_pipelined import PipelinedRedis
 
 KEY_PREFIX = "aqe:ratelimit:"
 RATE_RE = re.compile(r"^\s*(\d+)\s*/\s*(second|minute|hour|day)\s*$")
@@ -51,9 +56,10 @@ end
 _SLIDING_LOG = _SLIDING_LOG_FUNCTION + "return hit(KEYS[1], tonumber(ARGV[1]), tonumber(ARGV[2]), ARGV[3])"
 
 # An API key's lookup and its count in one round trip. KEYS[1] the hash of key records, KEYS[2] the key's sorted
-# set; ARGV: the key's SHA-256, the default window (ms) and limit, a unique member. Returns false for an unknown
-# key (nothing counted), else {record, allowed, count, reset, limit, window}: the record's own `rate_limit`
-# ("200/minute") wins over the default.
+# set, KEYS[3] (optional) a key to read once the request is counted, e.g. the job record the request asks for;
+# ARGV: the key's SHA-256, the default window (ms) and limit, a unique member. Returns false for an unknown key
+# (nothing counted, nothing read), else {record, allowed, count, reset, limit, window, value}: the record's own
+# `rate_limit` ("200/minute") wins over the default; `value` is KEYS[3]'s (false: none) for an allowed request.
 _KEY_AND_SLIDING_LOG = _SLIDING_LOG_FUNCTION + """
 local record = redis.call('HGET', KEYS[1], ARGV[1])
 if not record then return false end
@@ -65,7 +71,9 @@ if ok and type(decoded) == 'table' and type(decoded.rate_limit) == 'string' then
   if n and ms and tonumber(n) >= 1 then limit, window = tonumber(n), ms end
 end
 local counted = hit(KEYS[2], window, limit, ARGV[4])
-return {record, counted[1], counted[2], counted[3], limit, window}
+local value = false
+if KEYS[3] and counted[1] == 1 then value = redis.call('GET', KEYS[3]) end
+return {record, counted[1], counted[2], counted[3], limit, window, value}
 """
 
 
@@ -89,6 +97,12 @@ class Decision(msgspec.Struct, frozen=True):
                   "X-RateLimit-Reset": str(self.reset_s)}
         return values if self.allowed else {**values, "Retry-After": str(self.reset_s)}
 
+    def raw_headers(self) -> list[tuple[bytes, bytes]]:
+        """`headers()` as an ASGI message carries them (names in lower case)."""
+        values = [(b"x-ratelimit-limit", b"%d" % self.limit), (b"x-ratelimit-remaining", b"%d" % self.remaining),
+                  (b"x-ratelimit-reset", b"%d" % self.reset_s)]
+        return values if self.allowed else [*values, (b"retry-after", b"%d" % self.reset_s)]
+
 
 @functools.lru_cache(maxsize=256)  # parsed on every API request
 def parse_rate(text: str) -> Rate:
@@ -108,26 +122,60 @@ def _member() -> str:
     return f"{_UNIQUE}-{next(_counter)}"
 
 
-class RateLimiter:
-    """`await limiter.hit("key:abcd", rate)`: count one request of that caller and say whether it may go on."""
+class KeyHit(msgspec.Struct, frozen=True):
+    """An API key's record as stored, its rate, the decision on this request, and what was read with it."""
 
-    def __init__(self, redis: Redis) -> None:
-        self._script = redis.register_script(_SLIDING_LOG)
-        self._key_script = redis.register_script(_KEY_AND_SLIDING_LOG)
+    record: bytes
+    rate: Rate
+    decision: Decision
+    value: bytes | None = None  # the value of the key asked to be read (None: missing, or the request refused)
+
+
+class _Script(msgspec.Struct, frozen=True):
+    text: str
+    sha: str
+
+
+def _script(text: str) -> _Script:
+    return _Script(text, hashlib.sha1(text.encode()).hexdigest())
+
+
+_SLIDING_LOG_SCRIPT, _KEY_SCRIPT = _script(_SLIDING_LOG), _script(_KEY_AND_SLIDING_LOG)
+
+
+class RateLimiter:
+    """`await limiter.hit("key:abcd", rate)`: count one request of that caller and say whether it may go on.
+
+    With `pipelined` (the web process) the scripts go through it: no pooled connection nor lock per request."""
+
+    def __init__(self, redis: Redis, pipelined: PipelinedRedis | None = None) -> None:
+        self.redis, self.pipelined = redis, pipelined
+
+    async def _run(self, script: _Script, keys: list[str], args: list[str | int]) -> Any:
+        if self.pipelined is None:
+            try:
+                return await self.redis.evalsha(script.sha, len(keys), *keys, *args)  # type: ignore[no-any-return]
+            except NoScriptError:
+                return await self.redis.eval(script.text, len(keys), *keys, *args)  # type: ignore[no-any-return]
+        try:
+            return await self.pipelined.execute("EVALSHA", script.sha, len(keys), *keys, *args)
+        except NoScriptError:
+            return await self.pipelined.execute("EVAL", script.text, len(keys), *keys, *args)
 
     async def hit(self, identity: str, rate: Rate) -> Decision:
-        allowed, count, reset_ms = await self._script(keys=[KEY_PREFIX + identity],
-                                                      args=[rate.window_s * 1000, rate.limit, _member()])
+        allowed, count, reset_ms = await self._run(_SLIDING_LOG_SCRIPT, [KEY_PREFIX + identity],
+                                                   [rate.window_s * 1000, rate.limit, _member()])
         return decision(int(allowed), int(count), int(reset_ms), rate)
 
-    async def hit_key(self, records_hash: str, digest: str, default: Rate) -> tuple[bytes, Rate, Decision] | None:
+    async def hit_key(self, records_hash: str, digest: str, default: Rate, *, read: str | None = None) -> KeyHit | None:
         """Look up an API key's record (by its hash) and count one request of it at its own rate, in one round trip
         (every API request does this: one Redis call fewer than a lookup and a count). None for an unknown key,
-        which is not counted."""
-        found = await self._key_script(keys=[records_hash, f"{KEY_PREFIX}key:{digest}"],
-                                       args=[digest, default.window_s * 1000, default.limit, _member()])
+        which is not counted. `read`: a key whose value comes back in the same call when the request is allowed
+        (the caller still decides whether the key may see it)."""
+        keys = [records_hash, f"{KEY_PREFIX}key:{digest}", *([read] if read is not None else [])]
+        found = await self._run(_KEY_SCRIPT, keys, [digest, default.window_s * 1000, default.limit, _member()])
         if not found:
             return None
-        record, allowed, count, reset_ms, limit, window_ms = found
+        record, allowed, count, reset_ms, limit, window_ms, value = found
         rate = Rate(limit=int(limit), window_s=int(window_ms) // 1000)
-        return record, rate, decision(int(allowed), int(count), int(reset_ms), rate)
+        return KeyHit(record, rate, decision(int(allowed), int(count), int(reset_ms), rate), value)

@@ -3,7 +3,9 @@
 redis-py takes a pooled connection, a lock and a full request/response cycle per command, which cost
 more CPU than the rest of a webhook delivery together. Here every command is written as soon as it
 is issued (hiredis packs it) and replies are matched to waiters in order (hiredis parses them). It
-serves the one script call a delivery needs; everything else uses redis-py.
+serves the calls every request makes: the enqueue script of a delivery or job request, the API's
+rate-limit scripts (which also read the job a status or stream request asks for) and a stream client's
+backlog (XRANGE); everything else uses redis-py.
 """
 
 from __future__ import annotations

@@ -53,6 +53,11 @@ def job_key(job_id: str) -> str:
     return f"aqe:job:{job_id}"
 
 
+def stored_record(raw: bytes) -> JobRecord:
+    """A job record as `job_key` holds it (read there by the store, or by a script that read it with other keys)."""
+    return record_decoder.decode(raw)
+
+
 def artifact_key(job_id: str, name: str) -> str:
     return f"aqe:job:{job_id}:artifact:{name}"
 
@@ -231,7 +236,7 @@ class JobStore:
 
     async def get(self, job_id: str) -> JobRecord | None:
         raw = await self.redis.get(job_key(job_id))
-        return None if raw is None else record_decoder.decode(raw)
+        return None if raw is None else stored_record(raw)
 
     async def save(self, record: JobRecord, event_type: str, data: dict[str, Any]) -> str:
         """Store the record and append one event to its stream, atomically. Returns the event id.
@@ -279,7 +284,7 @@ class JobStore:
 
     async def get_many(self, job_ids: list[str]) -> list[JobRecord | None]:
         raws = await self.redis.mget([job_key(job_id) for job_id in job_ids]) if job_ids else []
-        return [None if raw is None else record_decoder.decode(raw) for raw in raws]
+        return [None if raw is None else stored_record(raw) for raw in raws]
 
     async def save_upload(self, data: bytes) -> str:
         """Keep a file a request brought until its job runs; the Redis key it is under (by content)."""
@@ -308,7 +313,12 @@ class JobStore:
         await self.redis.set(baseline_key(forge, repo, branch), json.dumps(figures), ex=BASELINE_TTL_S)
 
     async def events(self, job_id: str, after: str = "0-0", count: int = 1000) -> list[tuple[str, dict[str, Any]]]:
-        entries = await self.redis.xrange(events_key(job_id), min=f"({after}" if after != "0-0" else "-", count=count)
+        low = f"({after}" if after != "0-0" else "-"
+        if self.pipelined is None:
+            entries = await self.redis.xrange(events_key(job_id), min=low, count=count)
+        else:  # every stream client reads its backlog here: no pooled connection nor lock for it
+            entries = [(eid, dict(zip(fields[::2], fields[1::2], strict=True))) for eid, fields
+                       in await self.pipelined.execute("XRANGE", events_key(job_id), low, "+", "COUNT", count)]
         return [(eid.decode(), {"type": f[b"type"].decode(), **msgspec.json.decode(f[b"data"])}) for eid, f in entries]
 
 

@@ -5,15 +5,41 @@ from __future__ import annotations
 import re
 
 import msgspec
-from starlette.requests import Request
+from starlette.requests import HTTPConnection, Request
 from starlette.responses import Response
+from starlette.types import Scope
 
 from app.api.auth import Principal, require_job_visible, require_scope
 from app.api.errors import ApiError
 from jobs.model import TERMINAL_STATUSES, JobRecord, now
+from jobs.store import stored_record
 
 JOB_ID_RE = re.compile(r"^[0-9a-f]{24}$")
+# The paths of `job_status`, `job_events` and `job_stream` (app/api/routes.py): requests that read one job, whose
+# record comes in the Redis call that looks the caller's API key up.
+JOB_READ_PATH_RE = re.compile(r"/job/([0-9a-f]{24})/(?:status|events|stream)\Z")
+_PREFETCHED = "aqe.job"  # in the ASGI scope: (job id, its record as stored or None), read with the caller's key
 _encode = msgspec.json.Encoder().encode
+
+
+def read_job_id(scope: Scope) -> str | None:
+    """The job a status, events or stream request reads (its record can be read with the caller's API key)."""
+    match = JOB_READ_PATH_RE.search(scope["path"])
+    return match.group(1) if match else None
+
+
+def keep_prefetched(scope: Scope, job_id: str, raw: bytes | None) -> None:
+    """Keep the job's record (None: there is none) read with the caller's credential for the endpoint, which still
+    checks that the caller may see it."""
+    scope[_PREFETCHED] = (job_id, raw)
+
+
+async def read_job(connection: HTTPConnection, job_id: str) -> JobRecord | None:
+    """The job's record: the one read with the caller's API key for this request (once), else the store's."""
+    prefetched = connection.scope.pop(_PREFETCHED, None)
+    if prefetched is not None and prefetched[0] == job_id:
+        return None if prefetched[1] is None else stored_record(prefetched[1])
+    return await connection.app.state.store.get(job_id)
 
 
 def status_view(record: JobRecord) -> dict:
@@ -27,7 +53,7 @@ async def load_job(request: Request) -> JobRecord:
     job_id = request.path_params["job_id"]
     if not JOB_ID_RE.match(job_id):
         raise ApiError(404, "job_not_found", f"no job '{job_id[:40]}' (job ids are 24 hex characters)")
-    record = await request.app.state.store.get(job_id)
+    record = await read_job(request, job_id)
     if record is None:
         raise ApiError(404, "job_not_found", f"no job '{job_id}' (records are kept 30 days)")
     return record

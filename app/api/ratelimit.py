@@ -10,14 +10,17 @@ and `X-RateLimit-Reset` (seconds until one more request is allowed); over the li
 from __future__ import annotations
 
 from redis.asyncio import Redis
+from starlette.datastructures import State
 from starlette.exceptions import HTTPException
 from starlette.requests import HTTPConnection, Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from app.api.auth import Principal, api_key_credential, identify, key_principal, settle
 from app.api.errors import ApiError, problem
+from app.api.jobs import keep_prefetched, read_job_id
 from jobs.apikeys import KEYS_HASH, key_hash, stored_key
 from jobs.ratelimit import Decision, Rate, RateLimiter, parse_rate
+from jobs.store import job_key
 
 
 def client_ip(request: HTTPConnection) -> str:
@@ -41,24 +44,28 @@ class RateLimit:
         self.app = app
         self._limiter: tuple[Redis, RateLimiter] | None = None
 
-    def limiter(self, redis: Redis) -> RateLimiter:
-        if self._limiter is None or self._limiter[0] is not redis:
-            self._limiter = (redis, RateLimiter(redis))
+    def limiter(self, state: State) -> RateLimiter:
+        if self._limiter is None or self._limiter[0] is not state.redis:
+            self._limiter = (state.redis, RateLimiter(state.redis, state.store.pipelined))
         return self._limiter[1]
 
     async def count(self, request: Request) -> tuple[str, Rate, Decision]:
         """Count the request against its caller's limit: whose counter, at what rate, and the decision. The caller
-        is settled for the endpoint too; an API key is looked up and counted in one Redis round trip."""
+        is settled for the endpoint too; an API key is looked up and counted in one Redis round trip, which also
+        reads the record of the job a status, events or stream request reads (the endpoint checks that the key may
+        see it)."""
         settings = request.app.state.settings
-        limiter = self.limiter(request.app.state.redis)
+        limiter = self.limiter(request.app.state)
         if (credential := api_key_credential(request)) is not None:
-            digest = key_hash(credential)
-            found = await limiter.hit_key(KEYS_HASH, digest, parse_rate(settings.rate_limit))
+            digest, job_id = key_hash(credential), read_job_id(request.scope)
+            found = await limiter.hit_key(KEYS_HASH, digest, parse_rate(settings.rate_limit),
+                                          read=None if job_id is None else job_key(job_id))
             if found is not None:
-                raw, rate, decision = found
-                principal = await settle(request, key_principal(request, stored_key(raw, digest)))
+                principal = await settle(request, key_principal(request, stored_key(found.record, digest)))
                 if principal is not None:
-                    return principal.limit_identity, rate, decision
+                    if job_id is not None and found.decision.allowed:
+                        keep_prefetched(request.scope, job_id, found.value)
+                    return principal.limit_identity, found.rate, found.decision
             else:
                 await settle(request, key_principal(request, None))
         identity, rate = limit_for(await identify(request), client_ip(request), settings.rate_limit)
@@ -72,11 +79,10 @@ class RateLimit:
             await self.app(scope, receive, send)
             return
         identity, rate, decision = await self.count(Request(scope))
-        headers = decision.headers()
         if not decision.allowed:
-            await self._problem(scope, receive, send, *rejection(identity, decision, rate), headers)
+            await self._problem(scope, receive, send, *rejection(identity, decision, rate), decision.headers())
             return
-        started, raw_headers = False, [(name.lower().encode(), value.encode()) for name, value in headers.items()]
+        started, raw_headers = False, decision.raw_headers()
 
         async def send_with_headers(message: Message) -> None:
             nonlocal started
@@ -93,7 +99,7 @@ class RateLimit:
             status = exc.status if isinstance(exc, ApiError) else exc.status_code
             code = exc.code if isinstance(exc, ApiError) else "http_error"
             extra = dict(exc.headers or {}) if isinstance(exc, HTTPException) else {}
-            await self._problem(scope, receive, send, status, code, str(exc.detail), {**extra, **headers})
+            await self._problem(scope, receive, send, status, code, str(exc.detail), {**extra, **decision.headers()})
 
     async def _websocket(self, scope: Scope, receive: Receive, send: Send) -> None:
         """A stream connection counts as one request; over the limit the handshake is refused with the 429

@@ -27,7 +27,7 @@ from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from app.api.auth import require_job_visible, require_scope
 from app.api.errors import ApiError
-from app.api.jobs import JOB_ID_RE, status_view
+from app.api.jobs import JOB_ID_RE, read_job, status_view
 from jobs.event_hub import EventHub, id_after, valid_id
 from jobs.links import job_link_valid
 from jobs.model import TERMINAL_STATUSES, JobRecord
@@ -83,7 +83,7 @@ async def visible_record(connection: HTTPConnection, job_id: str) -> JobRecord:
     token = connection.query_params.get("t")
     linked = token is not None and job_link_valid(connection.app.state.settings.jwt_secret, job_id, token)
     principal = None if linked else await require_scope(connection, "jobs:read")  # type: ignore[arg-type]
-    record = await connection.app.state.store.get(job_id)
+    record = await read_job(connection, job_id)
     if record is None:
         raise ApiError(404, "job_not_found", f"no job '{job_id}' (records are kept 30 days)")
     if principal is not None:

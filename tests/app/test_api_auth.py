@@ -12,7 +12,9 @@ import redis as redis_sync
 from redis.asyncio import Redis
 from starlette.testclient import TestClient
 
+from app.api.jobs import read_job_id
 from jobs import apikeys
+from jobs.links import job_link_token
 from jobs.model import RunRequest
 from jobs.store import JobStore
 from jobs.tokens import issue_token
@@ -113,6 +115,86 @@ def test_a_job_of_another_repository_is_not_found(client: TestClient, redis_url:
     assert hidden.status_code == missing.status_code == 404
     assert hidden.json()["detail"] == missing.json()["detail"].replace("f" * 24, job_id)
     assert client.get(f"/api/v1/job/{job_id}/status", headers=bearer(acme)).status_code == 200
+
+
+@pytest.fixture
+def own_reads(client: TestClient, monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The jobs the endpoints read from the store on their own (not in the call that looks the caller's key up)."""
+    store, reads = client.app.state.store, []  # type: ignore[attr-defined]
+    read = store.get
+
+    async def get(job_id: str) -> Any:
+        reads.append(job_id)
+        return await read(job_id)
+
+    monkeypatch.setattr(store, "get", get)
+    return reads
+
+
+def test_a_status_request_with_a_key_gets_the_job_in_the_call_that_looks_the_key_up(
+        client: TestClient, redis_url: str, own_reads: list[str]) -> None:
+    key, job_id = make_key(redis_url, repos=["acme/*"]), make_job(redis_url)
+    url = f"/api/v1/job/{job_id}/status"
+    answer = client.get(url, headers=bearer(key))
+    assert answer.status_code == 200 and answer.json()["id"] == job_id and answer.json()["status"] == "queued"
+    assert own_reads == []
+    missing = client.get("/api/v1/job/ffffffffffffffffffffffff/status", headers=bearer(key))
+    assert missing.status_code == 404 and missing.json()["code"] == "job_not_found" and own_reads == []
+    token, _ = issue_token(JWT_SECRET, "ci-bot", 600, ["jobs:read"])  # a token: the endpoint reads the job itself
+    assert client.get(url, headers=bearer(token)).json() == answer.json() and own_reads == [job_id]
+
+
+@pytest.mark.parametrize(("path", "job_id"), [
+    ("/api/v1/job/0123456789abcdef01234567/status", "0123456789abcdef01234567"),
+    ("/api/v1/job/0123456789abcdef01234567/events", "0123456789abcdef01234567"),
+    ("/api/v1/job/0123456789abcdef01234567/stream", "0123456789abcdef01234567"),
+    ("/api/v1/job/0123456789abcdef01234567/cancel", None),
+    ("/api/v1/job/0123456789abcdef01234567/status/more", None),
+    ("/api/v1/job/0123456789ABCDEF01234567/status", None),
+    ("/api/v1/jobs", None)])
+def test_requests_that_read_one_job_are_told_apart_by_their_path(path: str, job_id: str | None) -> None:
+    assert read_job_id({"type": "http", "method": "GET", "path": path}) == job_id
+
+
+def finish(redis_url: str, job_id: str) -> None:
+    async def complete(redis: Redis) -> None:
+        store = JobStore(redis)
+        record = await store.get(job_id)
+        assert record is not None
+        record.status, record.progress, record.conclusion = "completed", 100.0, "success"
+        await store.save(record, "complete", {"status": "completed", "progress": 100.0, "conclusion": "success"})
+
+    with_redis(complete, redis_url)
+
+
+def test_a_job_s_stream_gets_its_record_in_the_call_that_looks_the_key_up(client: TestClient, redis_url: str,
+                                                                          own_reads: list[str]) -> None:
+    key, job_id = make_key(redis_url), make_job(redis_url)
+    finish(redis_url, job_id)  # an ended job's stream replays its events and reads nothing more
+    with client.websocket_connect(f"/api/v1/job/{job_id}/stream", headers=bearer(key)) as ws:
+        assert [ws.receive_json()["type"], ws.receive_json()["type"]] == ["progress", "complete"]
+    events = client.get(f"/api/v1/job/{job_id}/events", headers=bearer(key))
+    assert events.status_code == 200 and "event: complete" in events.text and own_reads == []
+    with client.websocket_connect(f"/api/v1/job/{job_id}/stream?t={job_link_token(JWT_SECRET, job_id)}") as ws:
+        assert ws.receive_json()["type"] == "progress"  # a signed link, no key: the endpoint reads the job itself
+    assert own_reads == [job_id]
+
+
+def test_a_key_that_may_not_see_the_job_gets_none_of_it(client: TestClient, redis_url: str) -> None:
+    job_id = make_job(redis_url, "acme/widgets")
+    url = f"/api/v1/job/{job_id}/status"
+    revoked, expired = make_key(redis_url, "revoked"), apikeys.new_key()
+    with_redis(lambda r: apikeys.revoke_key(r, "revoked"), redis_url)
+    redis_sync.Redis.from_url(redis_url).hset(apikeys.KEYS_HASH, apikeys.key_hash(expired), msgspec.json.encode(
+        {"name": "expired", "created_at": 1700000000.0, "hint": expired[:8], "expires_at": time.time() - 1}))
+    limited = make_key(redis_url, "limited", rate_limit="1/minute")
+    assert client.get(url, headers=bearer(limited)).status_code == 200
+    expected = {revoked: 401, expired: 401, make_key(redis_url, "fleet", scopes=["fleet:read"]): 403,
+                make_key(redis_url, "other", repos=["other/*"]): 404, limited: 429}
+    for key, status in expected.items():
+        answer = client.get(url, headers=bearer(key))
+        assert answer.status_code == status and answer.headers["content-type"] == "application/problem+json"
+        assert "acme/widgets" not in answer.text and "queued" not in answer.text, answer.text
 
 
 def test_jwt_tokens_authenticate_and_bad_ones_are_401(client: TestClient, redis_url: str,

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+
 import pytest
 from redis.asyncio import Redis
 
 from jobs.apikeys import KEYS_HASH, issue_key, key_hash, new_key, stored_key
 from jobs.ratelimit import KEY_PREFIX, Decision, Rate, RateLimiter, decision, parse_rate
+from jobs.redis_pipelined import PipelinedRedis
 
 
 @pytest.mark.parametrize(("text", "rate"), [("100/minute", Rate(100, 60)), (" 5 / second ", Rate(5, 1)),
@@ -62,20 +65,52 @@ async def test_the_set_expires_with_the_window(redis: Redis) -> None:
     assert 0 < await redis.pttl(KEY_PREFIX + "jwt:ci") <= 1000
 
 
-async def test_an_api_key_is_looked_up_and_counted_at_its_own_rate_in_one_call(redis: Redis) -> None:
+@pytest.fixture(params=["redis-py", "pipelined"])
+async def limiter(request: pytest.FixtureRequest, redis: Redis, redis_url: str) -> AsyncIterator[RateLimiter]:
+    """The limiter over redis-py, and over the web process's pipelined connection (the scripts not loaded yet:
+    the first call falls back from EVALSHA to EVAL)."""
+    await redis.script_flush()
+    if request.param == "redis-py":
+        yield RateLimiter(redis)
+        return
+    pipelined = PipelinedRedis(redis_url)
+    yield RateLimiter(redis, pipelined)
+    await pipelined.close()
+
+
+async def test_an_api_key_is_looked_up_and_counted_at_its_own_rate_in_one_call(redis: Redis,
+                                                                               limiter: RateLimiter) -> None:
     key, record = await issue_key(redis, "ci", rate_limit="3/hour")
-    limiter = RateLimiter(redis)
     answers = [await limiter.hit_key(KEYS_HASH, record.id, Rate(100, 60)) for _ in range(4)]
     assert all(answer is not None for answer in answers)
-    raw, rate, _ = answers[0]  # type: ignore[misc]
-    assert stored_key(raw, record.id).name == "ci" and rate == Rate(3, 3600)
-    assert [a[2].allowed for a in answers] == [True, True, True, False]  # type: ignore[index]
+    first = answers[0]
+    assert first is not None and stored_key(first.record, record.id).name == "ci" and first.rate == Rate(3, 3600)
+    assert [a.decision.allowed for a in answers] == [True, True, True, False]  # type: ignore[union-attr]
     assert await redis.zcard(KEY_PREFIX + f"key:{record.id}") == 3  # the counter the key's principal names
 
 
-async def test_a_key_without_its_own_rate_gets_the_default_and_an_unknown_key_is_not_counted(redis: Redis) -> None:
+async def test_a_key_without_its_own_rate_gets_the_default_and_an_unknown_key_is_not_counted(
+        redis: Redis, limiter: RateLimiter) -> None:
     _, record = await issue_key(redis, "ci")
-    found = await RateLimiter(redis).hit_key(KEYS_HASH, record.id, Rate(7, 1))
-    assert found is not None and found[1] == Rate(7, 1) and found[2].remaining == 6
-    assert await RateLimiter(redis).hit_key(KEYS_HASH, key_hash(new_key()), Rate(7, 1)) is None
+    found = await limiter.hit_key(KEYS_HASH, record.id, Rate(7, 1))
+    assert found is not None and found.rate == Rate(7, 1) and found.decision.remaining == 6 and found.value is None
+    assert await limiter.hit_key(KEYS_HASH, key_hash(new_key()), Rate(7, 1)) is None
     assert await redis.keys(KEY_PREFIX + "*") == [(KEY_PREFIX + f"key:{record.id}").encode()]
+
+
+async def test_a_key_read_with_the_count_comes_back_only_for_an_allowed_request(redis: Redis,
+                                                                               limiter: RateLimiter) -> None:
+    _, record = await issue_key(redis, "ci", rate_limit="2/minute")
+    await redis.set("aqe:job:abc", b'{"id": "abc"}')
+    read = [await limiter.hit_key(KEYS_HASH, record.id, Rate(100, 60), read="aqe:job:abc") for _ in range(3)]
+    assert [(hit.decision.allowed, hit.value) for hit in read if hit is not None] == \
+        [(True, b'{"id": "abc"}'), (True, b'{"id": "abc"}'), (False, None)]  # refused: nothing read
+    _, other = await issue_key(redis, "other")
+    missing = await limiter.hit_key(KEYS_HASH, other.id, Rate(100, 60), read="aqe:job:missing")
+    assert missing is not None and missing.decision.allowed and missing.value is None
+    assert await limiter.hit_key(KEYS_HASH, key_hash(new_key()), Rate(100, 60), read="aqe:job:abc") is None
+
+
+async def test_the_sliding_log_counts_the_same_over_either_connection(limiter: RateLimiter) -> None:
+    answers = [await limiter.hit("ip:10.0.0.2", Rate(2, 60)) for _ in range(3)]
+    assert [(a.allowed, a.remaining) for a in answers] == [(True, 1), (True, 0), (False, 0)]

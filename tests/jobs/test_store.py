@@ -9,6 +9,7 @@ import msgspec
 from redis.asyncio import Redis
 
 from jobs.model import RunRequest
+from jobs.redis_pipelined import PipelinedRedis
 from jobs.store import ARQ_QUEUE, JobStore, arq_deserialize
 
 
@@ -105,3 +106,20 @@ async def test_a_higher_priority_is_taken_first(redis) -> None:  # type: ignore[
     assert await redis.zcount("arq:queue", "-inf", int(time.time() * 1000)) == 4  # all ready now, none deferred
     created = [member.decode() for member in await redis.zrange("aqe:jobs", 0, -1)]
     assert created == [ids[0], ids[1], ids[2], ids[3]]  # the job list stays in creation order
+
+
+async def test_events_read_the_same_over_the_pipelined_connection(redis: Redis, redis_url: str) -> None:
+    store, pipelined = JobStore(redis), PipelinedRedis(redis_url)
+    record = await store.get((await store.enqueue(_request(), delivery_key="aqe:delivery:github:d1")).job_id)
+    assert record is not None
+    for n in range(3):
+        record.status, record.progress = "running", 10.0 * n
+        await store.save(record, "progress", {"progress": record.progress, "message": f"step {n}"})
+    try:
+        web = JobStore(redis, pipelined)  # as the web process has it
+        everything = await store.events(record.id)
+        assert await web.events(record.id) == everything and len(everything) == 4
+        assert await web.events(record.id, everything[1][0], count=1) == everything[2:3]
+        assert await web.events(record.id, everything[-1][0]) == [] == await web.events("f" * 24)
+    finally:
+        await pipelined.close()
