@@ -116,7 +116,7 @@ async def recent_jobs(request: Request, principal: Principal) -> list[JobRecord]
             break
         for (_, score), record in zip(rows, await store.get_many([job_id for job_id, _ in rows]), strict=True):
             cursor = score
-            if record is not None and principal.sees(record.request.repo):
+            if record is not None and principal.sees(record.request.repo, record.request.forge):
                 found.append(record)
                 if len(found) == RECENT_JOBS:
                     break

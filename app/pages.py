@@ -103,7 +103,7 @@ async def job_access(request: Request) -> tuple[JobRecord, str | None]:
         record = await load_job(request)
     except ApiError:
         raise Denied from None
-    if not principal.sees(record.request.repo):
+    if not principal.sees(record.request.repo, record.request.forge):
         raise Denied
     return record, None
 

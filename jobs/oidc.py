@@ -42,6 +42,11 @@ class OidcIdentity:
     def name(self) -> str:
         return f"oidc:{self.subject}"
 
+    @property
+    def forge(self) -> str:
+        """Where the repository the token names is: GitLab CI's tokens carry `project_path`, GitHub's `repository`."""
+        return "gitlab" if isinstance(self.claims.get("project_path"), str) and self.claims["project_path"] else "github"
+
 
 @dataclass
 class _Keys:

@@ -36,6 +36,7 @@ class Principal(msgspec.Struct, frozen=True, kw_only=True):
     repos: tuple[str, ...] = ()  # `owner/name` globs; empty: every repository
     rate_limit: str | None = None  # None: AQE_RATE_LIMIT
     created_at: float = 0.0  # the key's creation or the token's issue time
+    forge: str | None = None  # a CI platform's ID token acts on its own forge's repository only; None: any forge
 
     @property
     def actor(self) -> str:
@@ -49,8 +50,10 @@ class Principal(msgspec.Struct, frozen=True, kw_only=True):
     def allows(self, scope: str) -> bool:
         return scope in self.scopes or "admin" in self.scopes
 
-    def sees(self, repo: str) -> bool:
-        return repo_allowed(self.repos, repo)
+    def sees(self, repo: str, forge: str) -> bool:
+        """Whether jobs of `repo` on `forge` are this principal's to read or start. Figures sent to the gate with
+        a request (forge `api`) belong to no forge."""
+        return (self.forge is None or forge in (self.forge, "api")) and repo_allowed(self.repos, repo)
 
 
 def bearer_credential(header: str) -> str:
@@ -86,7 +89,8 @@ async def oidc_principal(request: Request, token: str) -> Principal:
     except OidcError as exc:
         raise ApiError(401, "invalid_credentials", str(exc)) from None
     return Principal(kind="oidc", name=identity.subject or identity.repo, id=str(identity.claims.get("jti", "")),
-                     scopes=OIDC_SCOPES, repos=(identity.repo,), created_at=float(identity.claims.get("iat", 0)))
+                     scopes=OIDC_SCOPES, repos=(identity.repo,), created_at=float(identity.claims.get("iat", 0)),
+                     forge=identity.forge)
 
 
 async def _principal(request: Request) -> Principal:
@@ -160,14 +164,15 @@ async def require_scope(request: Request, scope: str) -> Principal:
     return principal
 
 
-def require_job_visible(principal: Principal, job_id: str, repo: str) -> None:
+def require_job_visible(principal: Principal, job_id: str, repo: str, forge: str) -> None:
     """404 (the words of a missing job) when the principal may not see jobs of `repo`."""
-    if not principal.sees(repo):
+    if not principal.sees(repo, forge):
         raise ApiError(404, "job_not_found", f"no job '{job_id}' (records are kept 30 days)")
 
 
-def require_repo(principal: Principal, repo: str) -> None:
+def require_repo(principal: Principal, repo: str, forge: str) -> None:
     """403 when the principal may not start jobs on `repo`."""
-    if not principal.sees(repo):
-        raise ApiError(403, "repo_not_allowed", f"this credential may not start jobs on {repo[:120]!r} "
-                                                f"(it may on: {', '.join(principal.repos)})")
+    if not principal.sees(repo, forge):
+        on = f"{principal.forge} repositories " if principal.forge else ""
+        raise ApiError(403, "repo_not_allowed", f"this credential may not start jobs on {repo[:120]!r} ({forge}) "
+                                                f"(it may on {on}{', '.join(principal.repos)})")

@@ -63,7 +63,7 @@ async def visible_job(request: Request, scope: str) -> tuple[Principal, JobRecor
     """The caller (with `scope`) and the job in the path; 404 for a job of a repository it may not see."""
     principal = await require_scope(request, scope)
     record = await load_job(request)
-    require_job_visible(principal, record.id, record.request.repo)
+    require_job_visible(principal, record.id, record.request.repo, record.request.forge)
     return principal, record
 
 
@@ -113,7 +113,7 @@ async def list_jobs(request: Request) -> Response:
         for (job_id, score), record in zip(rows, await store.get_many([job_id for job_id, _ in rows]), strict=True):
             cursor = score
             if record is None or (repo and record.request.repo != repo) or (status and record.status != status) \
-                    or not principal.sees(record.request.repo):
+                    or not principal.sees(record.request.repo, record.request.forge):
                 continue
             found.append(job_summary(record))
             if len(found) == limit:

@@ -87,7 +87,7 @@ async def visible_record(connection: HTTPConnection, job_id: str) -> JobRecord:
     if record is None:
         raise ApiError(404, "job_not_found", f"no job '{job_id}' (records are kept 30 days)")
     if principal is not None:
-        require_job_visible(principal, job_id, record.request.repo)
+        require_job_visible(principal, job_id, record.request.repo, record.request.forge)
     return record
 
 

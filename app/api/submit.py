@@ -220,7 +220,9 @@ def clone_url_of(forge: str, repo: str, settings: Settings) -> str:
 
 
 def run_request(body: Target, agents: list[str], options: dict[str, dict[str, Any]], settings: Settings,
-                endpoint: str) -> RunRequest:
+                endpoint: str, bound_forge: str | None = None) -> RunRequest:
+    """The job a body asks for. `bound_forge`: the forge of the caller's CI ID token, which a `group/project`
+    path is on unless the body says otherwise."""
     by_url = "://" in body.repo or body.repo.startswith("ext::")
     if by_url and (why := git_url_error(body.repo)):
         raise ApiError(422, "invalid_request", f"repo: the URL {why}")
@@ -233,7 +235,7 @@ def run_request(body: Target, agents: list[str], options: dict[str, dict[str, An
         raise ApiError(422, "invalid_request", "sha: must be a full commit sha, 40 lowercase hex characters")
     if body.ref is not None and not REF_RE.match(body.ref.removeprefix("refs/heads/")):
         raise ApiError(422, "invalid_request", f"ref: {body.ref[:120]!r} is not a branch name")
-    forge = "git" if by_url else repo_forge(body.repo, body.forge, settings)
+    forge = "git" if by_url else repo_forge(body.repo, body.forge or bound_forge, settings)
     validated_options(options)
     if body.callback_url is not None and (why := checked_callback_url(body.callback_url)):
         raise ApiError(422, "invalid_request", f"callback_url: {why}")
@@ -290,7 +292,7 @@ async def _body(request: Request, kind: type[Any], limit: int = MAX_BODY_BYTES) 
 
 async def accepted(request: Request, principal: Principal, run: RunRequest, name: str) -> Response:
     """Enqueue `run` for `principal` (403 for a repository it may not use), audit it, answer 202."""
-    require_repo(principal, run.repo)
+    require_repo(principal, run.repo, run.forge)
     settings: Settings = request.app.state.settings
     if run.forge == "git" and (why := await netpolicy.refusal(run.clone_url, settings.denied_networks)):
         raise ApiError(422, "invalid_request", f"repo: the URL {why}")
@@ -318,7 +320,7 @@ def endpoint(kind: type[Any], build: Callable[[Any], tuple[list[str], dict[str, 
         principal = await require_scope(request, "jobs:write")
         body = await _body(request, kind)
         agents, options = build(body)
-        run = run_request(body, agents, options, request.app.state.settings, name)
+        run = run_request(body, agents, options, request.app.state.settings, name, principal.forge)
         return await accepted(request, principal, run, name)
 
     start_job.__name__ = f"start_{name.replace('-', '_')}"
@@ -357,7 +359,7 @@ async def test_generate(request: Request) -> Response:
         raise ApiError(422, "invalid_request", f"{' and '.join(needs_llm)}: written by the LLM backend, which this "
                                                "AQE does not have (AQE_LLM_URL and AQE_LLM_MODEL are not set)")
     agents, options = testgen_job(body)
-    run = run_request(body, agents, options, settings, "test-generate")
+    run = run_request(body, agents, options, settings, "test-generate", principal.forge)
     run.target = target
     with_base(run, body.base)
     return await accepted(request, principal, run, "test-generate")
@@ -406,7 +408,7 @@ async def _gate_inputs(request: Request, principal: Principal,
     record = await request.app.state.store.get(body.job_id) if JOB_ID_RE.match(body.job_id or "") else None
     if record is None:
         raise ApiError(404, "job_not_found", f"job_id: no job {str(body.job_id)[:40]!r}")
-    require_job_visible(principal, record.id, record.request.repo)
+    require_job_visible(principal, record.id, record.request.repo, record.request.forge)
     if record.status != "completed":
         raise ApiError(409, "job_not_finished", f"job {record.id} is {record.status}; the gate reads a completed job")
     source = record.request
@@ -423,7 +425,7 @@ async def quality_gate(request: Request) -> Response:
     config = gate_config(body.conditions)
     results, request_of = await _gate_inputs(request, principal, body)
     if request_of.repo:
-        require_repo(principal, request_of.repo)
+        require_repo(principal, request_of.repo, request_of.forge)
     gate = gate_result("quality-gate", config, results)
     started = now()
     record = JobRecord(id=new_job_id(), status="completed", request=request_of, created_at=started,
@@ -521,10 +523,10 @@ async def coverage_analyze(request: Request) -> Response:
         if record is None or "coverage.xml" not in record.artifacts:
             raise ApiError(404, "report_not_found", f"job_id: no job {str(body.job_id)[:40]!r} with a kept "
                                                     "coverage report (its tests must have written one)")
-        require_job_visible(principal, record.id, record.request.repo)
+        require_job_visible(principal, record.id, record.request.repo, record.request.forge)
         inputs = {"coverage.xml": f"aqe:job:{record.id}:artifact:coverage.xml"}
     settings: Settings = request.app.state.settings
-    run = run_request(body, ["coverage"], coverage_options(body), settings, "coverage-analyze")
+    run = run_request(body, ["coverage"], coverage_options(body), settings, "coverage-analyze", principal.forge)
     with_base(run, body.base)
     run.inputs = inputs
     return await accepted(request, principal, run, "coverage-analyze")

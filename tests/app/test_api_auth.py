@@ -23,11 +23,11 @@ from tests.app.conftest import JWT_SECRET, make_key, with_redis
 RATE_HEADERS = ("x-ratelimit-limit", "x-ratelimit-remaining", "x-ratelimit-reset")
 
 
-def make_job(redis_url: str, repo: str = "acme/widgets") -> str:
-    request = RunRequest(forge="github", repo=repo, clone_url="u", head_sha="a" * 40, trigger="push", agents=["tests"])
+def make_job(redis_url: str, repo: str = "acme/widgets", forge: str = "github") -> str:
+    request = RunRequest(forge=forge, repo=repo, clone_url="u", head_sha="a" * 40, trigger="push", agents=["tests"])
 
     async def enqueue(redis: Redis) -> str:
-        return (await JobStore(redis).enqueue(request, delivery_key=f"aqe:delivery:github:{repo}")).job_id
+        return (await JobStore(redis).enqueue(request, delivery_key=f"aqe:delivery:{forge}:{repo}")).job_id
 
     return with_redis(enqueue, redis_url)
 
@@ -337,6 +337,22 @@ def test_a_ci_oidc_token_starts_and_reads_jobs_of_its_own_repository_only(app_cl
 
     [entry] = [e for e in with_redis(lambda r: audit.recent(r, 5), redis_url) if e.action == "job.started"]
     assert entry.actor == "oidc:repo:acme/widgets:ref:refs/heads/main" and token not in repr(entry)
+
+
+def test_a_gitlab_ci_token_acts_on_its_gitlab_project_never_on_a_github_repository_of_the_same_name(
+        app_client: Callable[..., TestClient], issuer: Any, redis_url: str) -> None:
+    client = app_client(AQE_OIDC_ISSUERS=issuer.issuer, GITLAB_TOKEN="glpat-for-clones")
+    token = issuer.token(repository=None, project_path="acme/widgets", ref=None, ref_path="refs/heads/main")
+    started = client.post("/api/v1/security/scan", json={"repo": "acme/widgets", "sha": "c" * 40}, headers=bearer(token))
+    assert started.status_code == 202, started.text  # GitHub is configured too: the token says which forge
+    mine = client.get(f"/api/v1/job/{started.json()['job_id']}/status", headers=bearer(token)).json()
+    assert (mine["request"]["forge"], mine["request"]["repo"]) == ("gitlab", "acme/widgets")
+    github_job = make_job(redis_url, "acme/widgets", forge="github")
+    assert client.get(f"/api/v1/job/{github_job}/status", headers=bearer(token)).status_code == 404
+    assert github_job not in {j["id"] for j in client.get("/api/v1/jobs", headers=bearer(token)).json()["jobs"]}
+    on_github = client.post("/api/v1/security/scan", json={"repo": "acme/widgets", "sha": "c" * 40, "forge": "github"},
+                            headers=bearer(token))
+    assert on_github.status_code == 403 and "may on gitlab repositories acme/widgets" in on_github.json()["detail"]
 
 
 @pytest.mark.parametrize(("claims", "why"), [
