@@ -12,6 +12,8 @@ import time
 import msgspec
 from redis.asyncio import Redis
 
+from jobs.redis_pipelined import PipelinedRedis
+
 STREAM = "aqe:audit"
 MAXLEN = 100_000
 ACTIONS = ("key.created", "key.revoked", "token.issued", "job.started")
@@ -28,14 +30,19 @@ class AuditEntry(msgspec.Struct, kw_only=True):
     detail: str = ""
 
 
-async def record(redis: Redis, *, actor: str, action: str, target: str, ip: str = "", detail: str = "",
-                 at: float | None = None) -> str:
+async def record(redis: Redis | PipelinedRedis, *, actor: str, action: str, target: str, ip: str = "",
+                 detail: str = "", at: float | None = None) -> str:
     """Append one entry; its stream id. E.g. after the API enqueued a job:
     `await audit.record(redis, actor=principal.actor, action="job.started", target=job_id, ip=client_ip,
-    detail="api.test-execute acme/widgets")`."""
+    detail="api.test-execute acme/widgets")`. The web process passes its pipelined connection: every job the
+    API starts writes an entry, and redis-py's per-command cost was a fifth of such a request's CPU."""
     fields = {"at": repr(at if at is not None else time.time()), "actor": actor, "action": action,
               "target": target, "ip": ip, "detail": detail}
-    entry_id = await redis.xadd(STREAM, fields, maxlen=MAXLEN, approximate=True)  # type: ignore[arg-type]
+    if isinstance(redis, PipelinedRedis):
+        entry_id = await redis.execute("XADD", STREAM, "MAXLEN", "~", MAXLEN, "*",
+                                       *(part for pair in fields.items() for part in pair))
+    else:
+        entry_id = await redis.xadd(STREAM, fields, maxlen=MAXLEN, approximate=True)  # type: ignore[arg-type]
     log.info("audit %s by %s on %s from %s %s", action, actor, target, ip or "-", detail)
     return entry_id.decode() if isinstance(entry_id, bytes) else str(entry_id)
 

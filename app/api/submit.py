@@ -305,7 +305,8 @@ async def accepted(request: Request, principal: Principal, run: RunRequest, name
 async def _answer(request: Request, principal: Principal, outcome: EnqueueOutcome, status: str, name: str,
                   repo: str, **extra: Any) -> Response:
     if outcome.state in ("queued", "coalesced", "created"):
-        await audit.record(request.app.state.redis, actor=principal.actor, action="job.started",
+        store = request.app.state.store
+        await audit.record(store.pipelined or store.redis, actor=principal.actor, action="job.started",
                            target=outcome.job_id, ip=client_ip(request), detail=f"api.{name} {repo}")
     settings: Settings = request.app.state.settings
     answer = {"job_id": outcome.job_id, "status": status, "outcome": outcome.state, **extra,

@@ -40,3 +40,17 @@ async def test_the_stream_is_capped(redis: Redis, monkeypatch: pytest.MonkeyPatc
         await audit.record(redis, actor="cli:x", action="token.issued", target=str(number))
     assert await redis.xlen(audit.STREAM) < 300
     assert (await audit.recent(redis, 1))[0].target == "299"
+
+
+async def test_the_pipelined_connection_writes_the_same_entry(redis: Redis, redis_url: str) -> None:
+    from jobs.redis_pipelined import PipelinedRedis
+
+    fast = PipelinedRedis(redis_url)
+    try:
+        entry_id = await audit.record(fast, actor="key:jenkins", action="job.started", target="0" * 24, ip="10.0.0.7",
+                                      detail="api.security-scan acme/app", at=1_700_000_000.0)
+    finally:
+        await fast.close()
+    [entry] = await audit.recent(redis)
+    assert (entry.id, entry.actor, entry.target, entry.ip, entry.detail, entry.at) == (
+        entry_id, "key:jenkins", "0" * 24, "10.0.0.7", "api.security-scan acme/app", 1_700_000_000.0)
