@@ -11,6 +11,7 @@ Redis keys:
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import socket
@@ -19,6 +20,8 @@ import time
 from typing import Any, get_args
 
 from redis.asyncio import Redis
+
+from jobs.redis_pipelined import PipelinedRedis
 
 from jobs.model import ALL_AGENTS, AgentResult, Priority
 from jobs.store import ARQ_QUEUE, queued_key
@@ -90,9 +93,25 @@ def redis_summary(info: dict[str, Any]) -> dict[str, Any]:
     return {field: info[field] for field in REDIS_INFO_FIELDS if field in info}
 
 
-async def snapshot(redis: Redis, now: float | None = None) -> dict[str, Any]:
-    """Everything `/api/v1/fleet/status` reports, read in a few round trips."""
+INFO_SECTIONS = ("server", "clients", "memory", "stats", "replication")  # where REDIS_INFO_FIELDS are
+
+
+def info_fields(raw: bytes) -> dict[str, Any]:
+    """REDIS_INFO_FIELDS of INFO's text (numbers as int, as redis-py gives them), without parsing the rest:
+    redis-py's parse of a whole INFO was about half of a fleet status request's CPU."""
+    found: dict[str, Any] = {}
+    for line in raw.decode(errors="replace").splitlines():
+        name, sep, value = line.partition(":")
+        if sep and name in REDIS_INFO_FIELDS:
+            found[name] = int(value) if value.isdigit() else value
+    return found
+
+
+async def snapshot(redis: Redis, now: float | None = None, pipelined: PipelinedRedis | None = None) -> dict[str, Any]:
+    """Everything `/api/v1/fleet/status` reports, read in a few round trips (INFO over `pipelined` when given,
+    at the same time as the rest)."""
     now = time.time() if now is None else now
+    raw_info = None if pipelined is None else asyncio.ensure_future(pipelined.execute("INFO", *INFO_SECTIONS))
     recent = await redis.zrangebyscore(WORKERS_KEY, now - HEARTBEAT_TTL_S, "+inf")
     beats = await redis.mget([WORKER_PREFIX + member.decode() for member in recent]) if recent else []
     async with redis.pipeline(transaction=False) as pipe:
@@ -104,12 +123,14 @@ async def snapshot(redis: Redis, now: float | None = None) -> dict[str, Any]:
             pipe.zcard(queued_key(priority))
         for agent in ALL_AGENTS:
             pipe.lrange(runs_key(agent), 0, RECENT_RUNS - 1)
-        pipe.info()
+        if raw_info is None:
+            pipe.info(*INFO_SECTIONS)
         answers = await pipe.execute()
     health, queued, ready, counts, *rest = answers
     by_priority = dict(zip(PRIORITIES, rest[: len(PRIORITIES)], strict=True))
     rest = rest[len(PRIORITIES):]
-    runs_by_agent, info = rest[: len(ALL_AGENTS)], rest[-1]
+    runs_by_agent = rest[: len(ALL_AGENTS)]
+    info = rest[-1] if raw_info is None else info_fields(await raw_info)
     workers = sorted((json.loads(raw) for raw in beats if raw), key=lambda w: w["id"])
     count_map: dict[str, dict[str, int]] = {}
     for key, value in counts.items():

@@ -14,4 +14,6 @@ _encode = msgspec.json.Encoder().encode
 
 async def fleet_status(request: Request) -> Response:
     await require_scope(request, "fleet:read")
-    return Response(_encode(await fleet.snapshot(request.app.state.redis)), media_type="application/json")
+    state = request.app.state
+    return Response(_encode(await fleet.snapshot(state.redis, pipelined=state.store.pipelined)),
+                    media_type="application/json")

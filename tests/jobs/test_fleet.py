@@ -80,3 +80,17 @@ async def test_the_queue_depth_per_priority_follows_jobs_from_enqueue_to_start_a
     record.status = "queued"  # its worker stopped: waiting for the next one
     await store.save(record, "progress", {"status": "queued"})
     assert (await fleet.snapshot(redis))["queue"]["by_priority"]["high"] == 1
+
+
+async def test_the_redis_summary_read_over_the_pipelined_connection_is_redis_pys(redis: Redis, redis_url: str) -> None:
+    from jobs.redis_pipelined import PipelinedRedis
+
+    fast = PipelinedRedis(redis_url)
+    try:
+        over_fast = (await fleet.snapshot(redis, pipelined=fast))["redis"]
+    finally:
+        await fast.close()
+    over_py = (await fleet.snapshot(redis))["redis"]
+    assert set(over_fast) == set(over_py) >= {"uptime_in_seconds", "connected_clients", "used_memory", "role"}
+    assert all(type(over_fast[field]) is type(over_py[field]) for field in over_py)
+    assert over_fast["role"] == over_py["role"] == "master" and over_fast["used_memory_human"].endswith(("K", "M"))
