@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 
 import msgspec
 from redis.exceptions import RedisError
@@ -66,27 +67,37 @@ def delivery_outcome(status: int, decision: Decision) -> str:
     return "duplicate" if decision.runs else "ignored"
 
 
+async def _receive(request: Request, forge: str, read: Callable[[bytes], tuple[Delivery, Decision]],
+                   redeliver: str) -> Response:
+    """Read the body, verify and decide (`read`), enqueue, answer; count and log the delivery either way."""
+    try:
+        delivery, decision = read(await _read_body(request))
+        response = await _answer(request, delivery, decision)
+    except WebhookError as exc:
+        WEBHOOK_DELIVERIES.labels(forge, "unverified", "refused").inc()  # its headers are not to be trusted
+        log.info("%s delivery refused status=%d reason=%s", forge, exc.status_code, exc.message)
+        return _json(exc.status_code, {"error": "bad_delivery", "detail": exc.message})
+    except RedisError as exc:
+        log.error("%s delivery could not be enqueued: %s", forge, exc)
+        return _json(503, {"error": "queue_unavailable", "detail": f"could not enqueue; {redeliver}"})
+    WEBHOOK_DELIVERIES.labels(forge, delivery.event, delivery_outcome(response.status_code, decision)).inc()
+    log.info("%s delivery=%s event=%s action=%s repo=%s status=%d secret=%d", forge, delivery.delivery_id,
+             delivery.event, decision.action, decision.repo, response.status_code, delivery.secret_index)
+    return response
+
+
 async def github(request: Request) -> Response:
     settings = request.app.state.settings
     if not settings.webhook_secrets:
         return _json(503, {"error": "not_configured", "detail": "GITHUB_WEBHOOK_SECRET is not set on this AQE server"})
-    try:
-        body = await _read_body(request)
+    slug = settings.github.app_slug if settings.github else "aqe"
+
+    def read(body: bytes) -> tuple[Delivery, Decision]:
         delivery = github_webhook.verify(request.headers, body, settings.webhook_secrets)
-        decision = github_webhook.decide(delivery, settings.github.app_slug if settings.github else "aqe")
-        response = await _answer(request, delivery, decision)
-    except WebhookError as exc:
-        WEBHOOK_DELIVERIES.labels("github", "unverified", "refused").inc()  # its headers are not to be trusted
-        log.info("github delivery refused status=%d reason=%s", exc.status_code, exc.message)
-        return _json(exc.status_code, {"error": "bad_delivery", "detail": exc.message})
-    except RedisError as exc:
-        # GitHub does not retry by itself: answer 503 so the failure shows in the App's delivery log.
-        log.error("github delivery could not be enqueued: %s", exc)
-        return _json(503, {"error": "queue_unavailable", "detail": "could not enqueue; redeliver from the App settings"})
-    WEBHOOK_DELIVERIES.labels("github", delivery.event, delivery_outcome(response.status_code, decision)).inc()
-    log.info("github delivery=%s event=%s action=%s repo=%s status=%d secret=%d", delivery.delivery_id,
-             delivery.event, decision.action, decision.repo, response.status_code, delivery.secret_index)
-    return response
+        return delivery, github_webhook.decide(delivery, slug)
+
+    # GitHub does not retry by itself: a 503 shows the failure in the App's delivery log.
+    return await _receive(request, "github", read, "redeliver from the App settings")
 
 
 async def gitlab(request: Request) -> Response:
@@ -95,20 +106,10 @@ async def gitlab(request: Request) -> Response:
     settings = request.app.state.settings.gitlab
     if not (settings.webhook_secrets or settings.signing_tokens):
         return _json(503, {"error": "not_configured", "detail": "GITLAB_WEBHOOK_SECRET is not set on this AQE server"})
-    try:
-        body = await _read_body(request)
+
+    def read(body: bytes) -> tuple[Delivery, Decision]:
         delivery = gitlab_webhook.verify(request.headers, body, settings.webhook_secrets, settings.signing_tokens)
-        decision = gitlab_webhook.decide(delivery, settings.url)
-        response = await _answer(request, delivery, decision)
-    except WebhookError as exc:
-        WEBHOOK_DELIVERIES.labels("gitlab", "unverified", "refused").inc()
-        log.info("gitlab delivery refused status=%d reason=%s", exc.status_code, exc.message)
-        return _json(exc.status_code, {"error": "bad_delivery", "detail": exc.message})
-    except RedisError as exc:
-        # A resend from the hook's "Recent events" carries the same Idempotency-Key: it is deduped once it lands.
-        log.error("gitlab delivery could not be enqueued: %s", exc)
-        return _json(503, {"error": "queue_unavailable", "detail": "could not enqueue; resend it from the webhook's Recent events"})
-    WEBHOOK_DELIVERIES.labels("gitlab", delivery.event, delivery_outcome(response.status_code, decision)).inc()
-    log.info("gitlab delivery=%s event=%s action=%s repo=%s status=%d", delivery.delivery_id, delivery.event,
-             decision.action, decision.repo, response.status_code)
-    return response
+        return delivery, gitlab_webhook.decide(delivery, settings.url)
+
+    # A resend from the hook's "Recent events" carries the same Idempotency-Key: it is deduped once it lands.
+    return await _receive(request, "gitlab", read, "resend it from the webhook's Recent events")

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
+
+import msgspec
 
 from jobs.model import JobRecord, RunRequest
 
@@ -34,6 +37,16 @@ class WebhookError(Exception):
         super().__init__(message)
         self.status_code = status_code
         self.message = message
+
+
+def decoded_payload(decoders: Mapping[str, msgspec.json.Decoder], event: str, payload: bytes) -> Any:
+    """The delivery's payload as its event's struct; WebhookError(400) naming what is missing or malformed."""
+    try:
+        return decoders[event].decode(payload)
+    except msgspec.ValidationError as exc:
+        raise WebhookError(400, f"{event} payload is missing fields we need: {exc}") from None
+    except msgspec.DecodeError:
+        raise WebhookError(400, "body is not valid JSON") from None
 
 
 @dataclass(frozen=True)

@@ -175,3 +175,20 @@ def test_unreachable_redis_answers_503_so_github_shows_the_failure(make_settings
         body = _body("pull_request.opened.json")
         answer = client.post("/webhooks/github", content=body, headers=_headers(body, "pull_request"))
     assert answer.status_code == 503 and "redeliver" in answer.json()["detail"]
+
+
+def test_gitlab_hooks_answer_503_until_a_secret_is_set_and_when_redis_is_unreachable(make_settings) -> None:
+    import socket
+
+    body = b'{"object_kind": "push"}'
+    headers = {"X-Gitlab-Event": "Push Hook", "X-Gitlab-Token": "gl-secret", "Content-Type": "application/json"}
+    with TestClient(create_app(make_settings())) as client:
+        unconfigured = client.post("/webhooks/gitlab", content=body, headers=headers)
+    assert unconfigured.status_code == 503 and "GITLAB_WEBHOOK_SECRET" in unconfigured.json()["detail"]
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        closed_port = sock.getsockname()[1]
+    settings = make_settings(REDIS_URL=f"redis://127.0.0.1:{closed_port}/0", GITLAB_WEBHOOK_SECRET="gl-secret")
+    with TestClient(create_app(settings)) as client:
+        pipeline = client.post("/webhooks/gitlab", content=b"{}", headers={**headers, "X-Gitlab-Event": "Pipeline Hook"})
+    assert pipeline.status_code == 503 and "resend it from the webhook's Recent events" in pipeline.json()["detail"]

@@ -10,6 +10,7 @@ import subprocess
 import sys
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -145,23 +146,32 @@ def stack(tmp_path: Path, redis_url: str, private_key_file: Path, rsa_key_pair: 
            "AQE_DATA_DIR": str(tmp_path / "data"), "AQE_LOG_LEVEL": "INFO", "AQE_OSV_URL": osv.url,
            # secrets of the worker's own environment that must never reach the code under test
            "AQE_JWT_SECRET": "jwt-secret-never-in-tests", "AQE_CALLBACK_SECRET": CALLBACK_SECRET}
-    log = open(tmp_path / "stack.log", "wb")
     st = Stack(f"http://127.0.0.1:{port}", fake, repo, env, redis_url, osv)
-    for role in (["web", "--host", "127.0.0.1"], ["worker"]):
-        st.processes.append(subprocess.Popen([sys.executable, "-m", "app.cli", *role], env=env, cwd=ROOT,
-                                             stdout=log, stderr=subprocess.STDOUT))
     try:
-        st.wait_ready()
-        yield st
+        with aqe_processes(tmp_path, env, st.web_url) as st.processes:
+            yield st
     finally:
-        for proc in st.processes:
+        fake.stop()
+        osv.stop()
+
+
+@contextmanager
+def aqe_processes(tmp_path: Path, env: dict[str, str], web_url: str) -> Iterator[list[subprocess.Popen[bytes]]]:
+    """`aqe web` and `aqe worker` run with `env`, ready to serve; stopped on exit, and the tail of their log
+    (`tmp_path/stack.log`) printed for the test report."""
+    log = open(tmp_path / "stack.log", "wb")
+    processes = [subprocess.Popen([sys.executable, "-m", "app.cli", *role], env=env, cwd=ROOT, stdout=log,
+                                  stderr=subprocess.STDOUT) for role in (["web", "--host", "127.0.0.1"], ["worker"])]
+    try:
+        wait_ready(web_url, processes, 30.0)
+        yield processes
+    finally:
+        for proc in processes:
             proc.terminate()
-        for proc in st.processes:
+        for proc in processes:
             try:
                 proc.wait(15)
             except subprocess.TimeoutExpired:
                 proc.kill()
-        fake.stop()
-        osv.stop()
         log.close()
         sys.stdout.write((tmp_path / "stack.log").read_text(errors="replace")[-6000:])

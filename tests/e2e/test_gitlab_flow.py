@@ -16,9 +16,9 @@ import httpx
 import pytest
 import redis as redis_sync
 
-from tests.e2e.conftest import ROOT, SampleRepo, git
+from tests.e2e.conftest import ROOT, SampleRepo, aqe_processes, git
 from tests.fakes.gitlab import FakeGitLab, hook_headers, merge_request_event, note_event, push_event
-from tests.fakes.processes import free_port, wait_ready
+from tests.fakes.processes import free_port
 
 PROJECT = "acme/platform/app"  # a nested group: only GitLab has such paths
 TOKEN = "glpat-aqe-bot-token-for-tests"
@@ -76,27 +76,13 @@ def gitlab(tmp_path: Path, redis_url: str) -> Iterator[GitLabStack]:
            "GITLAB_TOKEN": TOKEN, "GITLAB_WEBHOOK_SECRET": f"old-secret,{HOOK_SECRET}",
            "AQE_PUBLIC_URL": f"http://127.0.0.1:{port}", "PORT": str(port), "AQE_DATA_DIR": str(tmp_path / "data"),
            "AQE_LOG_LEVEL": "INFO", "AQE_JWT_SECRET": "jwt-secret-never-in-tests"}
-    log = open(tmp_path / "stack.log", "wb")
     st = GitLabStack(f"http://127.0.0.1:{port}", fake, repo, env, redis_url)
-    for role in (["web", "--host", "127.0.0.1"], ["worker"]):
-        st.processes.append(subprocess.Popen([sys.executable, "-m", "app.cli", *role], env=env, cwd=ROOT,
-                                             stdout=log, stderr=subprocess.STDOUT))
     try:
-        wait_ready(st.web_url, st.processes, 30)
-        yield st
+        with aqe_processes(tmp_path, env, st.web_url) as st.processes:
+            yield st
     finally:
-        for proc in st.processes:
-            proc.terminate()
-        for proc in st.processes:
-            try:
-                proc.wait(15)
-            except subprocess.TimeoutExpired:
-                proc.kill()
         fake.stop()
-        log.close()
-        stack_log = (tmp_path / "stack.log").read_text(errors="replace")
-        assert TOKEN not in stack_log, "the GitLab token was logged"
-        sys.stdout.write(stack_log[-6000:])
+    assert TOKEN not in (tmp_path / "stack.log").read_text(errors="replace"), "the GitLab token was logged"
 
 
 def open_merge_request(st: GitLabStack, iid: int = 1) -> str:

@@ -10,9 +10,8 @@ import hmac
 from collections.abc import Callable, Mapping, Sequence
 from urllib.parse import parse_qs
 
-import msgspec
 
-from jobs.forges.base import Decision, Delivery, WebhookError
+from jobs.forges.base import Decision, Delivery, WebhookError, decoded_payload
 from jobs.forges.commands import GENERATE_TESTS_COMMAND, RUN_COMMAND, command_fields, command_of
 from jobs.forges.github import payloads as p
 from jobs.model import RunRequest
@@ -66,15 +65,6 @@ def verify(headers: Mapping[str, str], body: bytes, secrets: Sequence[str]) -> D
     index = matching_secret_index(body, headers.get("x-hub-signature-256"), secrets)
     payload = json_body(body, headers.get("content-type", "application/json"))
     return Delivery("github", event, delivery_id, payload, index)
-
-
-def _decode(event: str, payload: bytes) -> msgspec.Struct:
-    try:
-        return p.DECODERS[event].decode(payload)
-    except msgspec.ValidationError as exc:
-        raise WebhookError(400, f"{event} payload is missing fields we need: {exc}") from None
-    except msgspec.DecodeError:
-        raise WebhookError(400, "body is not valid JSON") from None
 
 
 def _is_own(sender: p.User, app_slug: str) -> bool:
@@ -209,7 +199,7 @@ def decide(delivery: Delivery, app_slug: str = "aqe") -> Decision:
     handler = _HANDLERS.get(delivery.event)
     if handler is None:
         return Decision.ignore(f"event '{delivery.event}' is not handled")
-    event = _decode(delivery.event, delivery.payload)
+    event = decoded_payload(p.DECODERS, delivery.event, delivery.payload)
     sender = getattr(event, "sender", None)
     repo = getattr(getattr(event, "repository", None), "full_name", "")
     if sender is not None and _is_own(sender, app_slug):

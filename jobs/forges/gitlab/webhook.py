@@ -15,9 +15,8 @@ import hmac
 import time
 from collections.abc import Callable, Mapping, Sequence
 
-import msgspec
 
-from jobs.forges.base import Decision, Delivery, WebhookError
+from jobs.forges.base import Decision, Delivery, WebhookError, decoded_payload
 from jobs.forges.commands import GENERATE_TESTS_COMMAND, RUN_COMMAND, command_fields, command_of
 from jobs.forges.gitlab import payloads as p
 from jobs.model import RunRequest
@@ -96,15 +95,6 @@ def verify(headers: Mapping[str, str], body: bytes, secrets: Sequence[str],
     return Delivery("gitlab", event, delivery_id(headers, body), body)
 
 
-def _decode(event: str, payload: bytes) -> msgspec.Struct:
-    try:
-        return p.DECODERS[event].decode(payload)
-    except msgspec.ValidationError as exc:
-        raise WebhookError(400, f"{event} payload is missing fields we need: {exc}") from None
-    except msgspec.DecodeError:
-        raise WebhookError(400, "body is not valid JSON") from None
-
-
 def clone_url(project: p.Project, instance_url: str) -> str:
     """The project's http(s) clone URL: the payload's, or the instance's address and the path."""
     return project.git_http_url or f"{instance_url}/{project.path_with_namespace}.git"
@@ -180,7 +170,7 @@ def decide(delivery: Delivery, instance_url: str) -> Decision:
     handler = _HANDLERS.get(delivery.event)
     if handler is None:
         return Decision.ignore(f"event '{delivery.event}' is not handled")
-    event = _decode(delivery.event, delivery.payload)
+    event = decoded_payload(p.DECODERS, delivery.event, delivery.payload)
     decision = handler(event, delivery, instance_url)
     decision.repo = decision.repo or event.project.path_with_namespace  # type: ignore[attr-defined]
     return decision
