@@ -31,17 +31,14 @@ import copy
 import itertools
 import json
 import math
-import os
 import re
 import secrets
-import signal
 import string
-import subprocess
 import tempfile
 import threading
 import time
 import traceback
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from http import HTTPStatus
@@ -51,10 +48,13 @@ from urllib.parse import urlencode
 
 import jwt
 from starlette.applications import Starlette
-from starlette.requests import ClientDisconnect, Request
-from starlette.responses import Response, StreamingResponse
+from starlette.requests import Request
+from starlette.responses import Response
 from starlette.routing import Route
 
+from tests.fakes.git_http import cgi_env, http_backend
+from tests.fakes.git_http import git as _git
+from tests.fakes.git_http import git_env as _git_env
 from tests.fakes.server import FakeServer
 
 DOCS_URL = "https://docs.github.com/rest"
@@ -254,27 +254,6 @@ def _parse_authorization(header: str | None) -> tuple[str | None, str | None, st
             return "basic", None, None
         return "basic", password, user
     return None, None, None
-
-
-def _git_env() -> dict[str, str]:
-    """A clean environment for git subprocesses (no user/system config)."""
-    return {
-        "PATH": os.environ.get("PATH", "/usr/local/bin:/usr/bin:/bin"),
-        "HOME": os.environ.get("HOME", "/"),
-        "LANG": "C",
-        "GIT_CONFIG_NOSYSTEM": "1",
-        "GIT_CONFIG_GLOBAL": os.devnull,
-        "GIT_TERMINAL_PROMPT": "0",
-    }
-
-
-def _git(*args: str | Path) -> str:
-    proc = subprocess.run(
-        ["git", *map(str, args)], capture_output=True, text=True, env=_git_env(), check=False
-    )
-    if proc.returncode != 0:
-        raise RuntimeError(f"git {' '.join(map(str, args))} failed:\n{proc.stderr}")
-    return proc.stdout
 
 
 # --------------------------------------------------------------------------- validation
@@ -1934,122 +1913,20 @@ class FakeGitHub(FakeServer):
         if not self._token_can_access(token, full_name) or not self.repo_path(full_name).is_dir():
             raise _HTTPError(404, _message("Repository not found."))
 
-    def _cgi_env(self, request: Request, ctx: _Ctx, full_name: str, rest: str) -> dict[str, str]:
-        headers = request.headers
-        env = {
-            **_git_env(),
-            "GIT_PROJECT_ROOT": str(self.git_root),
-            "GIT_HTTP_EXPORT_ALL": "1",
-            "GATEWAY_INTERFACE": "CGI/1.1",
-            "SERVER_PROTOCOL": "HTTP/1.1",
-            "REQUEST_METHOD": request.method,
-            "PATH_INFO": f"/{full_name}.git/{rest}",
-            "QUERY_STRING": request.url.query,
-            "CONTENT_TYPE": headers.get("content-type", ""),
-            "REMOTE_USER": ctx.username or "",
-            "REMOTE_ADDR": request.client.host if request.client else "127.0.0.1",
-        }
-        optional = {
-            "CONTENT_LENGTH": "content-length",
-            "GIT_PROTOCOL": "git-protocol",
-            "HTTP_CONTENT_ENCODING": "content-encoding",
-            "HTTP_USER_AGENT": "user-agent",
-        }
-        env.update({var: headers[name] for var, name in optional.items() if name in headers})
-        return env
-
     async def _http_backend(self, request: Request, ctx: _Ctx, full_name: str, rest: str) -> Response:
-        proc = await asyncio.create_subprocess_exec(
-            "git",
-            "http-backend",
-            stdin=asyncio.subprocess.PIPE,
-            stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.PIPE,
-            env=self._cgi_env(request, ctx, full_name, rest),
-            start_new_session=True,  # so an aborted request can kill the whole group
+        env = cgi_env(
+            request, project_root=self.git_root, path_info=f"/{full_name}.git/{rest}", remote_user=ctx.username or ""
         )
-        feeder = asyncio.create_task(self._feed_request(request, proc))
-        stderr_task = asyncio.create_task(self._collect_stderr(proc))
-        try:
-            status, headers = await self._read_cgi_headers(proc)
-            # The whole request body must be consumed before a StreamingResponse
-            # starts listening for disconnects on the same receive channel.
-            await feeder
-        except BaseException:
-            await self._reap(proc, feeder, stderr_task)
-            raise
-        body = self._stream_cgi_body(proc, feeder, stderr_task)
-        return StreamingResponse(body, status_code=status, headers=headers)
+        return await http_backend(
+            request,
+            env,
+            on_stderr=self._record_git_stderr,
+            no_response=lambda: _HTTPError(500, _message("git http-backend produced no response")),
+        )
 
-    @staticmethod
-    async def _feed_request(request: Request, proc: asyncio.subprocess.Process) -> None:
-        assert proc.stdin is not None
-        try:
-            async for chunk in request.stream():
-                if chunk:
-                    proc.stdin.write(chunk)
-                    await proc.stdin.drain()
-        except (BrokenPipeError, ConnectionResetError, ClientDisconnect):
-            pass
-        finally:
-            proc.stdin.close()
-
-    async def _collect_stderr(self, proc: asyncio.subprocess.Process) -> None:
-        assert proc.stderr is not None
-        text = (await proc.stderr.read()).decode(errors="replace").strip()
-        if text:
-            with self.lock:
-                self.git_stderr.append(text)
-
-    @staticmethod
-    async def _read_cgi_headers(proc: asyncio.subprocess.Process) -> tuple[int, dict[str, str]]:
-        assert proc.stdout is not None
-        status, headers, saw_any = 200, {}, False
-        while line := (await proc.stdout.readline()):
-            text = line.decode("latin-1").rstrip("\r\n")
-            if not text:
-                break
-            saw_any = True
-            key, _, value = text.partition(":")
-            if key.strip().lower() == "status":
-                status = int(value.split()[0])
-            else:
-                headers[key.strip()] = value.strip()
-        if not saw_any:
-            raise _HTTPError(500, _message("git http-backend produced no response"))
-        return status, headers
-
-    async def _stream_cgi_body(
-        self,
-        proc: asyncio.subprocess.Process,
-        feeder: asyncio.Task[None],
-        stderr_task: asyncio.Task[None],
-    ) -> AsyncIterator[bytes]:
-        assert proc.stdout is not None
-        finished = False
-        try:
-            while chunk := await proc.stdout.read(65536):
-                yield chunk
-            await proc.wait()
-            finished = True
-        finally:
-            await self._reap(proc, feeder, stderr_task, abort=not finished)
-
-    @staticmethod
-    async def _reap(
-        proc: asyncio.subprocess.Process, *tasks: asyncio.Task[None], abort: bool = True
-    ) -> None:
-        """Wait for the CGI; on abort kill its whole process group (upload-pack too)."""
-        if abort:
-            try:
-                os.killpg(proc.pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
-        await proc.wait()
-        for task in tasks:
-            if not task.done():
-                task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
+    def _record_git_stderr(self, text: str) -> None:
+        with self.lock:
+            self.git_stderr.append(text)
 
 
 def iter_link_header(header: str) -> Iterable[tuple[str, str]]:

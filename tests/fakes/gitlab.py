@@ -30,22 +30,19 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import contextlib
 import copy
 import hashlib
 import itertools
 import json
 import math
-import os
 import re
-import signal
 import subprocess
 import tempfile
 import threading
 import time
 import traceback
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from email.utils import formatdate
@@ -55,10 +52,14 @@ from typing import Any, TypeVar
 from urllib.parse import parse_qsl, quote, unquote, urlencode
 
 from starlette.applications import Starlette
-from starlette.requests import ClientDisconnect, Request
-from starlette.responses import Response, StreamingResponse
+from starlette.requests import Request
+from starlette.responses import Response
 from starlette.routing import Route
 
+from tests.fakes.git_http import cgi_env, http_backend
+from tests.fakes.git_http import git as _git
+from tests.fakes.git_http import git_env as _git_env
+from tests.fakes.git_http import run_git as _run_git
 from tests.fakes.server import FakeServer
 
 JsonDict = dict[str, Any]
@@ -225,24 +226,6 @@ def _now_iso(ts: float | None = None) -> str:
 
 def _not_found(what: str) -> _HTTPError:
     return _HTTPError(404, {"message": f"404 {what} Not Found"})
-
-
-def _git_env() -> dict[str, str]:
-    """A clean environment for git subprocesses (no user/system config)."""
-    return {"PATH": os.environ.get("PATH", "/usr/local/bin:/usr/bin:/bin"), "HOME": os.environ.get("HOME", "/"),
-            "LANG": "C", "GIT_CONFIG_NOSYSTEM": "1", "GIT_CONFIG_GLOBAL": os.devnull, "GIT_TERMINAL_PROMPT": "0"}
-
-
-def _run_git(*args: str | Path) -> tuple[int, str]:
-    proc = subprocess.run(["git", *map(str, args)], capture_output=True, text=True, env=_git_env(), check=False)
-    return proc.returncode, proc.stdout if proc.returncode == 0 else proc.stderr
-
-
-def _git(*args: str | Path) -> str:
-    code, out = _run_git(*args)
-    if code != 0:
-        raise RuntimeError(f"git {' '.join(map(str, args))} failed:\n{out}")
-    return out
 
 
 def _git_bytes(*args: str | Path, stdin: bytes | None = None, env: dict[str, str] | None = None) -> bytes:
@@ -1369,93 +1352,16 @@ class FakeGitLab(FakeServer):
                                               "permission to view it."})
         return await self._http_backend(ctx, path, rest)
 
-    def _cgi_env(self, ctx: _Ctx, path: str, rest: str) -> dict[str, str]:
-        request, headers = ctx.request, ctx.request.headers
-        env = {**_git_env(), "GIT_PROJECT_ROOT": str(self.git_root), "GIT_HTTP_EXPORT_ALL": "1",
-               "GATEWAY_INTERFACE": "CGI/1.1", "SERVER_PROTOCOL": "HTTP/1.1", "REQUEST_METHOD": request.method,
-               "PATH_INFO": f"/{path}.git/{rest}", "QUERY_STRING": request.url.query,
-               "CONTENT_TYPE": headers.get("content-type", ""), "REMOTE_USER": ctx.basic_user or "",
-               "REMOTE_ADDR": request.client.host if request.client else "127.0.0.1"}
-        optional = {"CONTENT_LENGTH": "content-length", "GIT_PROTOCOL": "git-protocol",
-                    "HTTP_CONTENT_ENCODING": "content-encoding", "HTTP_USER_AGENT": "user-agent"}
-        env.update({var: headers[name] for var, name in optional.items() if name in headers})
-        return env
-
     async def _http_backend(self, ctx: _Ctx, path: str, rest: str) -> Response:
-        proc = await asyncio.create_subprocess_exec(
-            "git", "http-backend", stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.PIPE, env=self._cgi_env(ctx, path, rest),
-            start_new_session=True)  # so an aborted request can kill the whole group
-        feeder = asyncio.create_task(self._feed_request(ctx.request, proc))
-        stderr_task = asyncio.create_task(self._collect_stderr(proc))
-        try:
-            status, headers = await self._read_cgi_headers(proc)
-            await feeder  # the whole body must be read before StreamingResponse listens for disconnects
-        except BaseException:
-            await self._reap(proc, feeder, stderr_task)
-            raise
-        return StreamingResponse(self._stream_cgi_body(proc, feeder, stderr_task), status, headers)
+        env = cgi_env(ctx.request, project_root=self.git_root, path_info=f"/{path}.git/{rest}",
+                      remote_user=ctx.basic_user or "")
+        return await http_backend(
+            ctx.request, env, on_stderr=self._record_git_stderr,
+            no_response=lambda: _HTTPError(500, {"message": "git http-backend produced no response"}))
 
-    @staticmethod
-    async def _feed_request(request: Request, proc: asyncio.subprocess.Process) -> None:
-        assert proc.stdin is not None
-        try:
-            async for chunk in request.stream():
-                if chunk:
-                    proc.stdin.write(chunk)
-                    await proc.stdin.drain()
-        except (BrokenPipeError, ConnectionResetError, ClientDisconnect):
-            pass
-        finally:
-            proc.stdin.close()
-
-    async def _collect_stderr(self, proc: asyncio.subprocess.Process) -> None:
-        assert proc.stderr is not None
-        if text := (await proc.stderr.read()).decode(errors="replace").strip():
-            with self.lock:
-                self.git_stderr.append(text)
-
-    @staticmethod
-    async def _read_cgi_headers(proc: asyncio.subprocess.Process) -> tuple[int, dict[str, str]]:
-        assert proc.stdout is not None
-        status, headers, saw_any = 200, {}, False
-        while line := await proc.stdout.readline():
-            text = line.decode("latin-1").rstrip("\r\n")
-            if not text:
-                break
-            saw_any = True
-            key, _, value = text.partition(":")
-            if key.strip().lower() == "status":
-                status = int(value.split()[0])
-            else:
-                headers[key.strip()] = value.strip()
-        if not saw_any:
-            raise _HTTPError(500, {"message": "git http-backend produced no response"})
-        return status, headers
-
-    async def _stream_cgi_body(self, proc: asyncio.subprocess.Process, *tasks: asyncio.Task[None]) \
-            -> AsyncIterator[bytes]:
-        assert proc.stdout is not None
-        finished = False
-        try:
-            while chunk := await proc.stdout.read(65536):
-                yield chunk
-            await proc.wait()
-            finished = True
-        finally:
-            await self._reap(proc, *tasks, abort=not finished)
-
-    @staticmethod
-    async def _reap(proc: asyncio.subprocess.Process, *tasks: asyncio.Task[None], abort: bool = True) -> None:
-        """Wait for the CGI; on abort kill its whole process group (upload-pack too)."""
-        if abort:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(proc.pid, signal.SIGKILL)
-        await proc.wait()
-        for task in tasks:
-            if not task.done():
-                task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
+    def _record_git_stderr(self, text: str) -> None:
+        with self.lock:
+            self.git_stderr.append(text)
 
 
 # --------------------------------------------------------------------------- webhook payloads
