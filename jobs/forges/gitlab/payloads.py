@@ -8,7 +8,6 @@ import msgspec
 class Project(msgspec.Struct, kw_only=True):
     id: int
     path_with_namespace: str
-    git_http_url: str = ""
     web_url: str = ""
     default_branch: str | None = None
 

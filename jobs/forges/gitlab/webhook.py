@@ -96,8 +96,9 @@ def verify(headers: Mapping[str, str], body: bytes, secrets: Sequence[str],
 
 
 def clone_url(project: p.Project, instance_url: str) -> str:
-    """The project's http(s) clone URL: the payload's, or the instance's address and the path."""
-    return project.git_http_url or f"{instance_url}/{project.path_with_namespace}.git"
+    """The project's clone URL on the configured instance (`GITLAB_URL`), not the payload's `git_http_url`:
+    the token goes with every fetch, and only ever to the GitLab it belongs to."""
+    return f"{instance_url}/{project.path_with_namespace}.git"
 
 
 def _request(project: p.Project, sender: str, delivery: Delivery, trigger: str, instance_url: str,

@@ -224,3 +224,9 @@ def test_a_payload_without_the_fields_aqe_needs_is_a_400_naming_them() -> None:
     with pytest.raises(WebhookError) as caught:
         decide(verify(headers("Push Hook"), b'{"object_kind": "push"}', [SECRET]), INSTANCE)
     assert caught.value.status_code == 400 and "missing required field" in caught.value.message
+
+
+def test_the_clone_url_is_on_the_configured_instance_whatever_the_payload_says() -> None:
+    elsewhere = {**PUSH, "project": {**PROJECT, "git_http_url": "https://attacker.example/acme/platform/app.git"}}
+    [run] = runs(elsewhere)
+    assert run.clone_url == f"{INSTANCE}/acme/platform/app.git"  # the token is sent with every fetch
