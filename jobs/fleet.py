@@ -15,7 +15,6 @@ import asyncio
 import json
 import os
 import socket
-import statistics
 import time
 from typing import Any, get_args
 

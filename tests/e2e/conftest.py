@@ -13,7 +13,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+import time
+from typing import Any, Protocol
 
 import httpx
 import pytest
@@ -89,6 +90,32 @@ def signed_headers(body: bytes, event: str, delivery: str | None = None, secret:
     signature = "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
     return {"X-GitHub-Event": event, "X-GitHub-Delivery": delivery or str(uuid.uuid4()),
             "X-Hub-Signature-256": signature, "Content-Type": "application/json", "User-Agent": "GitHub-Hookshot/test"}
+
+
+class RunsAqe(Protocol):
+    web_url: str
+
+    def aqe(self, *args: str) -> subprocess.CompletedProcess[str]: ...
+
+
+def api_key_headers(stack: RunsAqe, *options: str) -> dict[str, str]:
+    """The Authorization header of a new API key (`aqe api generate-key --name ci` and `options`). Its rate limit
+    is raised: tests poll job status every 0.1-0.2 s, over the default 100 a minute while a job runs 10 s."""
+    created = stack.aqe("api", "generate-key", "--name", "ci", "--rate-limit", "6000/minute", *options)
+    assert created.returncode == 0, created.stderr
+    return {"Authorization": f"Bearer {created.stdout.split()[-1]}"}
+
+
+def finished_job(stack: RunsAqe, job_id: str, headers: dict[str, str], timeout: float = 240) -> dict[str, Any]:
+    """The job's status once it has ended (or at the deadline), polled through the API."""
+    deadline = time.monotonic() + timeout
+    while True:
+        answer = httpx.get(f"{stack.web_url}/api/v1/job/{job_id}/status", headers=headers, timeout=5)
+        assert answer.status_code == 200, answer.text
+        record: dict[str, Any] = answer.json()
+        if record["status"] in ("completed", "failed", "cancelled") or time.monotonic() > deadline:
+            return record
+        time.sleep(0.1)
 
 
 @dataclass

@@ -8,7 +8,6 @@ import json
 import os
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -23,7 +22,7 @@ from app.main import create_app
 from jobs import apikeys
 from jobs.store import JobStore
 from tests.docs.examples import examples
-from tests.e2e.conftest import REPO, ROOT, Stack
+from tests.e2e.conftest import REPO, ROOT, Stack, api_key_headers, finished_job
 from tests.fakes.llm import FakeLLM, fenced
 
 SHA = "0123456789abcdef0123456789abcdef01234567"
@@ -138,21 +137,6 @@ def test_an_accepted_request_carries_its_target_and_options_to_the_job(make_clie
 # ------------------------------------------------------------------------------------- whole jobs
 
 
-def _key_header(stack: Stack) -> dict[str, str]:
-    created = stack.aqe("api", "generate-key", "--name", "ci")
-    assert created.returncode == 0, created.stderr
-    return {"Authorization": f"Bearer {created.stdout.strip()}"}
-
-
-def _finished(stack: Stack, job_id: str, headers: dict[str, str], timeout: float = 240) -> dict[str, Any]:
-    deadline = time.monotonic() + timeout
-    while True:
-        record = httpx.get(f"{stack.web_url}/api/v1/job/{job_id}/status", headers=headers, timeout=5).json()
-        if record["status"] in ("completed", "failed", "cancelled") or time.monotonic() > deadline:
-            return record
-        time.sleep(0.2)
-
-
 def _agent(record: dict[str, Any], name: str) -> dict[str, Any]:
     return next(a for a in record["result"]["agents"] if a["agent"] == name)
 
@@ -200,11 +184,11 @@ def test_the_documented_example_generates_tests_for_a_function(stack: Stack) -> 
     repo.write("tests/test_pricing.py", PRICING_TEST)
     sha = repo.commit("pricing")
     stack.fake.update_repo(REPO, repo.path)
-    headers = _key_header(stack)
+    headers = api_key_headers(stack)
     [(example, _)] = examples("api.md", "test-generate")
     answer = json.loads(_sh(stack, example, AQE_URL=stack.web_url, AQE_API_KEY=headers["Authorization"][7:],
                             REPO=REPO, SHA=sha, TARGET="shop/pricing.py::discount"))  # fmt: skip
-    record = _finished(stack, answer["job_id"], headers)
+    record = finished_job(stack, answer["job_id"], headers)
     assert record["status"] == "completed", record
     assert record["request"]["target"] == "shop/pricing.py::discount"
     assert [a["agent"] for a in record["result"]["agents"]] == ["tests", "test-generation"]
@@ -237,12 +221,12 @@ def test_an_integration_test_written_by_the_llm(stack: Stack, tmp_path: Path) ->
     with FakeLLM(api_key=LLM_KEY) as llm:
         llm.reply = lambda request: fenced(INTEGRATION_TEST) if "integration" in json.dumps(request) else "no"
         _restart(stack, tmp_path / "stack.log", AQE_LLM_URL=llm.url, AQE_LLM_MODEL="gpt-test", AQE_LLM_API_KEY=LLM_KEY)
-        headers = _key_header(stack)
+        headers = api_key_headers(stack)
         answer = httpx.post(f"{stack.web_url}/api/v1/test/generate", headers=headers, timeout=10, json={
             "repo": REPO, "ref": "main", "target": "calc.py::add", "framework": "pytest",
             "test_type": "integration", "coverage_target": 100})
         assert answer.status_code == 202, answer.text
-        record = _finished(stack, answer.json()["job_id"], headers)
+        record = finished_job(stack, answer.json()["job_id"], headers)
         prompts = llm.user_prompts()
     generated = _agent(record, "test-generation")
     assert generated["conclusion"] == "success", generated["summary"]

@@ -12,29 +12,14 @@ from typing import Any
 import httpx
 import redis as redis_sync
 
-from tests.e2e.conftest import CALLBACK_SECRET, REPO, Stack
+from tests.e2e.conftest import CALLBACK_SECRET, REPO, Stack, api_key_headers, finished_job
 from tests.e2e.test_agents import plant
 from tests.fakes.receiver import FakeReceiver
 from tests.fakes.target import FakeTarget
 
 
-def _key(stack: Stack) -> dict[str, str]:
-    created = stack.aqe("api", "generate-key", "--name", "ci")
-    assert created.returncode == 0, created.stderr
-    return {"Authorization": f"Bearer {created.stdout.strip()}"}
-
-
 def _post(stack: Stack, path: str, body: dict[str, Any], headers: dict[str, str]) -> httpx.Response:
     return httpx.post(f"{stack.web_url}/api/v1{path}", json=body, headers=headers, timeout=10)
-
-
-def _finished(stack: Stack, job_id: str, headers: dict[str, str], timeout: float = 120) -> dict[str, Any]:
-    deadline = time.monotonic() + timeout
-    while True:
-        record = httpx.get(f"{stack.web_url}/api/v1/job/{job_id}/status", headers=headers, timeout=5).json()
-        if record["status"] in ("completed", "failed", "cancelled") or time.monotonic() > deadline:
-            return record
-        time.sleep(0.1)
 
 
 def _agent(record: dict[str, Any], name: str) -> dict[str, Any]:
@@ -43,7 +28,7 @@ def _agent(record: dict[str, Any], name: str) -> dict[str, Any]:
 
 def test_security_scan_of_a_commit_reports_to_the_job_only(stack: Stack) -> None:
     base, head = plant(stack)
-    headers = _key(stack)
+    headers = api_key_headers(stack)
     answer = _post(stack, "/security/scan", {"repo": REPO, "sha": head, "scan_types": ["secrets", "sast"]}, headers)
     assert answer.status_code == 202, answer.text
     body = answer.json()
@@ -53,7 +38,7 @@ def test_security_scan_of_a_commit_reports_to_the_job_only(stack: Stack) -> None
     assert body["events_url"] == f"{stack.web_url}/api/v1/job/{job_id}/events"
     assert answer.headers["location"] == body["status_url"]
 
-    record = _finished(stack, job_id, headers)
+    record = finished_job(stack, job_id, headers)
     assert (record["status"], record["result"]["conclusion"]) == ("completed", "failure")
     security = _agent(record, "security")
     assert security["metrics"]["dependency_scan"] == "disabled"  # scan_types left it out
@@ -65,24 +50,24 @@ def test_security_scan_of_a_commit_reports_to_the_job_only(stack: Stack) -> None
 
     gate = _post(stack, "/quality/gate", {"job_id": job_id}, headers)  # the gate over that job's results
     assert gate.status_code == 202 and gate.json()["conclusion"] == "failure", gate.text
-    [verdict] = _finished(stack, gate.json()["job_id"], headers)["result"]["agents"]
+    [verdict] = finished_job(stack, gate.json()["job_id"], headers)["result"]["agents"]
     assert "| New high/critical security issues | 2 | 0 | ❌ failed |" in verdict["summary"]
     assert "`aqe/tests` did not run" in verdict["summary"]
 
 
 def test_test_execute_of_a_branch_runs_its_tip_with_coverage(stack: Stack) -> None:
     base, head = plant(stack)
-    headers = _key(stack)
+    headers = api_key_headers(stack)
     answer = _post(stack, "/test/execute", {"repo": REPO, "ref": "planted", "priority": "high"}, headers)
     assert answer.status_code == 202, answer.text
-    record = _finished(stack, answer.json()["job_id"], headers)
+    record = finished_job(stack, answer.json()["job_id"], headers)
     assert record["request"]["head_sha"] == head and record["request"]["priority"] == "high"
     assert [a["agent"] for a in record["result"]["agents"]] == ["tests", "coverage"]
     assert _agent(record, "tests")["title"] == "1 failed, 3 passed"
     assert _agent(record, "coverage")["metrics"]["total_percent"] == 76.3
     in_two = _post(stack, "/test/execute", {"repo": REPO, "sha": head, "parallel": 2}, headers)
     assert in_two.status_code == 202, in_two.text
-    parallel = _finished(stack, in_two.json()["job_id"], headers)
+    parallel = finished_job(stack, in_two.json()["job_id"], headers)
     assert "-n 2" in _agent(parallel, "tests")["summary"]
     assert _agent(parallel, "tests")["title"] == "1 failed, 3 passed"  # the same tests, the same figures
     assert _agent(parallel, "coverage")["metrics"]["total_percent"] == 76.3
@@ -90,13 +75,13 @@ def test_test_execute_of_a_branch_runs_its_tip_with_coverage(stack: Stack) -> No
 
 def test_performance_test_against_a_target(stack: Stack) -> None:
     base, head = plant(stack)
-    headers = _key(stack)
+    headers = api_key_headers(stack)
     with FakeTarget() as target:
         answer = _post(stack, "/performance/test", {
             "repo": REPO, "sha": head, "target_url": f"{target.url}/fast", "virtual_users": 2, "duration": "1s",
             "ramp_up": 0, "thresholds": ["p95 < 2s", "errors < 1%"]}, headers)
         assert answer.status_code == 202, answer.text
-        record = _finished(stack, answer.json()["job_id"], headers)
+        record = finished_job(stack, answer.json()["job_id"], headers)
         with target.lock:
             served = target.requests
     performance = _agent(record, "performance")
@@ -105,7 +90,7 @@ def test_performance_test_against_a_target(stack: Stack) -> None:
 
 
 def test_bad_requests_are_refused_with_the_field_named(stack: Stack) -> None:
-    headers = _key(stack)
+    headers = api_key_headers(stack)
     sha = stack.repo.main_sha
     assert _post(stack, "/security/scan", {"repo": REPO, "sha": sha}, {}).status_code == 401
     cases = [
@@ -137,7 +122,7 @@ def test_bad_requests_are_refused_with_the_field_named(stack: Stack) -> None:
 
 
 def test_idempotency_key_returns_the_same_job(stack: Stack) -> None:
-    headers = _key(stack)
+    headers = api_key_headers(stack)
     body = {"repo": REPO, "sha": stack.repo.main_sha, "scan_types": ["secrets"]}
     first = _post(stack, "/security/scan", body, {**headers, "Idempotency-Key": "build-41"})
     again = _post(stack, "/security/scan", body, {**headers, "Idempotency-Key": "build-41"})
@@ -145,7 +130,7 @@ def test_idempotency_key_returns_the_same_job(stack: Stack) -> None:
     assert again.json()["job_id"] == first.json()["job_id"] and again.json()["outcome"] == "duplicate"
     other = _post(stack, "/security/scan", {**body, "scan_types": ["sast"]}, {**headers, "Idempotency-Key": "b-42"})
     assert other.json()["job_id"] != first.json()["job_id"]
-    json.dumps(_finished(stack, first.json()["job_id"], headers))
+    json.dumps(finished_job(stack, first.json()["job_id"], headers))
 
 
 def test_cancelling_a_running_job_stops_it_and_lists_it_as_cancelled(stack: Stack) -> None:
@@ -154,7 +139,7 @@ def test_cancelling_a_running_job_stops_it_and_lists_it_as_cancelled(stack: Stac
     repo.write("tests/test_slow.py", "import time\n\n\ndef test_slow():\n    time.sleep(120)\n")
     repo.commit("a slow test")
     stack.fake.update_repo(REPO, repo.path)
-    headers = _key(stack)
+    headers = api_key_headers(stack)
     job_id = _post(stack, "/test/execute", {"repo": REPO, "ref": "slow", "coverage": False}, headers).json()["job_id"]
     deadline = time.monotonic() + 60
     while httpx.get(f"{stack.web_url}/api/v1/job/{job_id}/status", headers=headers,
@@ -163,7 +148,7 @@ def test_cancelling_a_running_job_stops_it_and_lists_it_as_cancelled(stack: Stac
         time.sleep(0.1)
     answer = httpx.post(f"{stack.web_url}/api/v1/job/{job_id}/cancel", headers=headers, timeout=5)
     assert answer.status_code == 202 and answer.json()["status"] == "cancelling"
-    record = _finished(stack, job_id, headers, timeout=30)
+    record = finished_job(stack, job_id, headers, timeout=30)
     assert record["status"] == "cancelled" and record["error"] == "the job was cancelled"
     listed = httpx.get(f"{stack.web_url}/api/v1/jobs?status=cancelled", headers=headers, timeout=5).json()
     assert [j["id"] for j in listed["jobs"]] == [job_id]
@@ -175,28 +160,28 @@ LCOV = ("SF:shop/pricing.py\n" + "".join(f"DA:{line},1\n" for line in (1, 2, 5, 
 
 def test_coverage_of_an_uploaded_report_and_of_a_jobs_report(stack: Stack) -> None:
     base, head = plant(stack)
-    headers = _key(stack)
+    headers = api_key_headers(stack)
     uploaded = httpx.post(f"{stack.web_url}/api/v1/coverage/analyze", headers=headers, timeout=10,
                           data={"repo": REPO, "sha": head, "base": "main"},
                           files={"report": ("lcov.info", LCOV.encode(), "text/plain")})
     assert uploaded.status_code == 202, uploaded.text
-    coverage = _agent(_finished(stack, uploaded.json()["job_id"], headers), "coverage")
+    coverage = _agent(finished_job(stack, uploaded.json()["job_id"], headers), "coverage")
     # 6 of 11 lines; of the changed ones apply_coupon's def line only (the other changed files are not in it)
     assert coverage["title"] == "Patch 16.7 % · total 54.5 %", coverage["title"]
     assert [(f["path"], f["start_line"], f["end_line"]) for f in coverage["findings"]] == [("shop/pricing.py", 11, 15)]
 
     tests = _post(stack, "/test/execute", {"repo": REPO, "sha": head}, headers).json()
-    assert "coverage.xml" in _finished(stack, tests["job_id"], headers)["artifacts"]
+    assert "coverage.xml" in finished_job(stack, tests["job_id"], headers)["artifacts"]
     again = _post(stack, "/coverage/analyze", {"repo": REPO, "sha": head, "job_id": tests["job_id"], "base": base,
                                                 "patch_target": 30}, headers)
     assert again.status_code == 202, again.text
-    coverage = _agent(_finished(stack, again.json()["job_id"], headers), "coverage")
+    coverage = _agent(finished_job(stack, again.json()["job_id"], headers), "coverage")
     assert (coverage["conclusion"], coverage["title"]) == ("success", "Patch 37.5 % · total 76.3 %")
 
     as_base64 = base64.b64encode(LCOV.encode()).decode()
     same = _post(stack, "/coverage/analyze", {"repo": REPO, "sha": head, "report": as_base64,
                                                "report_name": "lcov.info"}, headers)
-    assert _agent(_finished(stack, same.json()["job_id"], headers), "coverage")["title"] == "Coverage: total 54.5 %"
+    assert _agent(finished_job(stack, same.json()["job_id"], headers), "coverage")["title"] == "Coverage: total 54.5 %"
     for body, status, said in [
         ({"repo": REPO, "sha": head}, 422, "exactly one of report"),
         ({"repo": REPO, "sha": head, "report": "!!"}, 422, "not base64"),
@@ -210,18 +195,18 @@ def test_coverage_of_an_uploaded_report_and_of_a_jobs_report(stack: Stack) -> No
 
 def test_a_callback_gets_the_signed_result_and_the_job_shows_the_attempts(stack: Stack) -> None:
     base, head = plant(stack)
-    headers = _key(stack)
+    headers = api_key_headers(stack)
     with FakeReceiver() as receiver:
         receiver.fail_next(1, 502)
         answer = _post(stack, "/security/scan", {"repo": REPO, "sha": head, "scan_types": ["secrets"],
                                                  "callback_url": receiver.url}, headers)
         job_id = answer.json()["job_id"]
         deadline = time.monotonic() + 60
-        while len(_finished(stack, job_id, headers).get("callbacks", [])) < 2:
+        while len(finished_job(stack, job_id, headers).get("callbacks", [])) < 2:
             assert time.monotonic() < deadline, "no second callback attempt"
             time.sleep(0.2)
         first, second = receiver.received
-    record = _finished(stack, job_id, headers)
+    record = finished_job(stack, job_id, headers)
     assert [a["status"] for a in record["callbacks"]] == [502, 204]
     assert first.body == second.body and json.loads(second.body)["conclusion"] == "failure"
     expected = "sha256=" + hmac.new(CALLBACK_SECRET.encode(), second.body, hashlib.sha256).hexdigest()
@@ -234,10 +219,10 @@ def test_a_public_repository_by_url_is_analysed_without_the_github_app(stack: St
     """`repo` as a git URL: cloned anonymously, results on the job only; a URL with credentials is refused."""
     base, head = plant(stack)
     public = stack.fake.add_repo("someone/public-shop", stack.repo.path, public=True)
-    headers = _key(stack)
+    headers = api_key_headers(stack)
     answer = _post(stack, "/security/scan", {"repo": public, "ref": "planted", "scan_types": ["secrets"]}, headers)
     assert answer.status_code == 202, answer.text
-    record = _finished(stack, answer.json()["job_id"], headers)
+    record = finished_job(stack, answer.json()["job_id"], headers)
     assert record["status"] == "completed", record["error"]
     host = public.split("://", 1)[1].removesuffix(".git")
     assert (record["request"]["repo"], record["request"]["forge"], record["request"]["head_sha"]) == (host, "git", head)
@@ -258,11 +243,11 @@ def test_a_public_repository_by_url_is_analysed_without_the_github_app(stack: St
 
 def test_test_generate_for_one_function_keeps_tests_and_measures_their_coverage(stack: Stack) -> None:
     base, head = plant(stack, "test_generation:\n  max_examples: 20\n")
-    headers = _key(stack)
+    headers = api_key_headers(stack)
     answer = _post(stack, "/test/generate", {"repo": REPO, "sha": head, "target": "shop/pricing.py::apply_coupon",
                                              "coverage_target": 30}, headers)
     assert answer.status_code == 202, answer.text
-    record = _finished(stack, answer.json()["job_id"], headers, timeout=240)
+    record = finished_job(stack, answer.json()["job_id"], headers, timeout=240)
     assert [a["agent"] for a in record["result"]["agents"]] == ["tests", "test-generation"]
     generated = _agent(record, "test-generation")
     metrics = generated["metrics"]
@@ -275,12 +260,12 @@ def test_test_generate_for_one_function_keeps_tests_and_measures_their_coverage(
     assert patch is not None and b"apply_coupon" in patch
 
     missing = _post(stack, "/test/generate", {"repo": REPO, "sha": head, "target": "shop/pricing.py::nope"}, headers)
-    failed = _agent(_finished(stack, missing.json()["job_id"], headers, timeout=240), "test-generation")
+    failed = _agent(finished_job(stack, missing.json()["job_id"], headers, timeout=240), "test-generation")
     assert failed["conclusion"] == "failure" and "has no public function `nope`" in failed["summary"]
 
 
 def test_test_generate_refuses_what_it_cannot_do_with_the_field_named(stack: Stack) -> None:
-    headers, sha = _key(stack), stack.repo.main_sha
+    headers, sha = api_key_headers(stack), stack.repo.main_sha
     for body, named in [({"repo": REPO, "sha": sha}, "target:"),
                         ({"repo": REPO, "sha": sha, "target": "../etc/passwd"}, "target:"),
                         ({"repo": REPO, "sha": sha, "target": "a.js", "framework": "jest"}, "framework jest"),

@@ -16,7 +16,7 @@ import httpx
 import pytest
 import redis as redis_sync
 
-from tests.e2e.conftest import ROOT, SampleRepo, aqe_processes, git
+from tests.e2e.conftest import ROOT, SampleRepo, api_key_headers, aqe_processes, finished_job, git
 from tests.fakes.gitlab import FakeGitLab, hook_headers, merge_request_event, note_event, push_event
 from tests.fakes.processes import free_port
 
@@ -177,15 +177,11 @@ def test_a_fork_merge_request_is_fetched_from_the_target_and_its_tests_are_held_
 
 def test_an_api_job_on_a_gitlab_project_path_clones_with_the_token_and_writes_nothing_to_gitlab(
         gitlab: GitLabStack) -> None:
-    key = gitlab.aqe("api", "generate-key", "--name", "ci", "--scope", "jobs:write", "--scope", "jobs:read")
-    assert key.returncode == 0, key.stderr
-    auth = {"Authorization": f"Bearer {key.stdout.split()[-1]}"}
+    auth = api_key_headers(gitlab, "--scope", "jobs:write", "--scope", "jobs:read")
     answer = httpx.post(f"{gitlab.web_url}/api/v1/test/execute", headers=auth,
                         json={"repo": PROJECT, "ref": "main", "coverage": True}, timeout=10)
     assert answer.status_code == 202, answer.text
-    status_url = answer.json()["status_url"]
-    record = gitlab.fake.wait_for(lambda _: (r := httpx.get(status_url, headers=auth, timeout=10).json())["status"]
-                                  in ("completed", "failed") and r, timeout=120)
+    record = finished_job(gitlab, answer.json()["job_id"], auth, timeout=120)
     assert record["status"] == "completed", record
     assert {r["agent"]: r["conclusion"] for r in record["result"]["agents"]}["tests"] == "success"
     clones = gitlab.fake.calls_to("GET", r"/acme/platform/app\.git/info/refs$")
