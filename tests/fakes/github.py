@@ -55,7 +55,7 @@ from starlette.routing import Route
 from tests.fakes.git_http import cgi_env, http_backend
 from tests.fakes.git_http import git as _git
 from tests.fakes.git_http import git_env as _git_env
-from tests.fakes.server import FakeServer
+from tests.fakes.server import FakeServer, Waitable
 
 DOCS_URL = "https://docs.github.com/rest"
 JSON_CONTENT_TYPE = "application/json; charset=utf-8"
@@ -514,7 +514,7 @@ def _git_signature(value: str) -> JsonDict:
 # --------------------------------------------------------------------------- the fake
 
 
-class FakeGitHub(FakeServer):
+class FakeGitHub(FakeServer, Waitable):
     """A fake GitHub App host; see the module docstring."""
 
     def __init__(
@@ -744,37 +744,6 @@ class FakeGitHub(FakeServer):
                 for _, comment in sorted(self.comments.items())
                 if comment["repo"] == full_name and comment["issue_number"] == number
             ]
-
-    def wait_for(
-        self,
-        predicate: Callable[[FakeGitHub], Any],
-        timeout: float = 30,
-        *,
-        interval: float = 0.05,
-        description: str | None = None,
-    ) -> Any:
-        """Poll `predicate(self)` (under the lock) until truthy; return its value.
-
-        Exceptions raised by the predicate count as "not yet".  On timeout an
-        AssertionError with a summary of the fake's state is raised.
-        """
-        deadline = time.monotonic() + timeout
-        last_error: BaseException | None = None
-        while True:
-            with self.lock:
-                try:
-                    result = predicate(self)
-                except Exception as exc:  # noqa: BLE001 - "not yet"
-                    last_error, result = exc, None
-                if result:
-                    return result
-            if time.monotonic() >= deadline:
-                what = description or getattr(predicate, "__name__", repr(predicate))
-                error = f"\nlast predicate error: {last_error!r}" if last_error else ""
-                raise AssertionError(
-                    f"timed out after {timeout}s waiting for {what}{error}\n{self.summary()}"
-                )
-            time.sleep(interval)
 
     def summary(self, last: int = 60) -> str:
         with self.lock:

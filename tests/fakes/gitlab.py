@@ -60,7 +60,7 @@ from tests.fakes.git_http import cgi_env, http_backend
 from tests.fakes.git_http import git as _git
 from tests.fakes.git_http import git_env as _git_env
 from tests.fakes.git_http import run_git as _run_git
-from tests.fakes.server import FakeServer
+from tests.fakes.server import FakeServer, Waitable
 
 JsonDict = dict[str, Any]
 ZERO_SHA = "0" * 40
@@ -303,7 +303,7 @@ def _commit_info(git_dir: Path, rev: str) -> JsonDict | None:
 # --------------------------------------------------------------------------- the fake
 
 
-class FakeGitLab(FakeServer):
+class FakeGitLab(FakeServer, Waitable):
     """A fake GitLab instance; see the module docstring."""
 
     def __init__(self, *, git_root: Path) -> None:
@@ -483,26 +483,6 @@ class FakeGitLab(FakeServer):
     def reset_calls(self) -> None:
         with self.lock:
             self.calls.clear()
-
-    def wait_for(self, predicate: Callable[[FakeGitLab], Any], timeout: float = 30, *, interval: float = 0.05,
-                 description: str | None = None) -> Any:
-        """Poll `predicate(self)` (under the lock) until truthy; return its value.  Exceptions raised by the
-        predicate count as "not yet".  On timeout an AssertionError with `summary()` is raised."""
-        deadline = time.monotonic() + timeout
-        last_error: BaseException | None = None
-        while True:
-            with self.lock:
-                try:
-                    result = predicate(self)
-                except Exception as exc:  # noqa: BLE001 - "not yet"
-                    last_error, result = exc, None
-                if result:
-                    return result
-            if time.monotonic() >= deadline:
-                what = description or getattr(predicate, "__name__", repr(predicate))
-                error = f"\nlast predicate error: {last_error!r}" if last_error else ""
-                raise AssertionError(f"timed out after {timeout}s waiting for {what}{error}\n{self.summary()}")
-            time.sleep(interval)
 
     def summary(self, last: int = 60) -> str:
         with self.lock:

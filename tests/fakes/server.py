@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Callable
 from typing import Any, Self
 
 import uvicorn
@@ -67,3 +68,32 @@ class FakeServer:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+
+class Waitable:
+    """`wait_for` of the fake forges: their state is guarded by `self.lock` and described by `summary()`."""
+
+    lock: threading.RLock
+
+    def summary(self, last: int = 60) -> str:
+        raise NotImplementedError
+
+    def wait_for(self, predicate: Callable[[Self], Any], timeout: float = 30, *, interval: float = 0.05,
+                 description: str | None = None) -> Any:
+        """Poll `predicate(self)` (under the lock) until truthy; return its value. Exceptions raised by the
+        predicate count as "not yet". On timeout an AssertionError with `summary()` is raised."""
+        deadline = time.monotonic() + timeout
+        last_error: BaseException | None = None
+        while True:
+            with self.lock:
+                try:
+                    result = predicate(self)
+                except Exception as exc:  # noqa: BLE001 - "not yet"
+                    last_error, result = exc, None
+                if result:
+                    return result
+            if time.monotonic() >= deadline:
+                what = description or getattr(predicate, "__name__", repr(predicate))
+                error = f"\nlast predicate error: {last_error!r}" if last_error else ""
+                raise AssertionError(f"timed out after {timeout}s waiting for {what}{error}\n{self.summary()}")
+            time.sleep(interval)
