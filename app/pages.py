@@ -15,7 +15,6 @@ from __future__ import annotations
 import time
 from html import escape
 from pathlib import Path
-from typing import NamedTuple
 from urllib.parse import quote, urlencode
 
 from starlette.requests import Request
@@ -25,11 +24,11 @@ from starlette.types import Message, Receive, Scope, Send
 
 from app.api.errors import ApiError
 from app.api.jobs import load_job, visible_job
-from app.api.submit import web_url
 from app.session import SESSION_TTL_S, session_principal
 from jobs.links import job_link_token, job_link_valid
 from jobs.model import TERMINAL_STATUSES, AgentResult, Finding, JobRecord, RunRequest
-from jobs.settings import Settings
+from jobs.forges.base import WebPaths
+from jobs.forges.registry import FORGES, GITHUB
 
 STATIC_DIR = Path(__file__).parent / "static"
 CSP = ("default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; connect-src 'self'; "
@@ -122,27 +121,17 @@ def gone(record_id: str) -> HTMLResponse:
 
 # --- the job page ---------------------------------------------------------------------------------------------
 
-class WebPaths(NamedTuple):
-    """How a forge's web pages are addressed under a repository's URL."""
-
-    blob: str  # then /<sha>/<path>
-    pull: str  # then /<number>
-    commit: str  # then /<sha>
-    pull_name: str  # "pull request #7"
-    last_line: str  # the end of a line range: "-L12" on GitHub, "-12" on GitLab
-
-
-WEB_PATHS = {"github": WebPaths("blob", "pull", "commit", "pull request #{}", "-L{}"),
-             "gitlab": WebPaths("-/blob", "-/merge_requests", "-/commit", "merge request !{}", "-{}")}
+def web_paths(req: RunRequest) -> WebPaths | None:
+    return FORGES[req.forge].web_paths if req.forge in FORGES else None
 
 
 def pull_name(req: RunRequest) -> str:
-    return (WEB_PATHS.get(req.forge) or WEB_PATHS["github"]).pull_name.format(req.pr_number)
+    return (web_paths(req) or GITHUB.web_paths).pull_name.format(req.pr_number)
 
 
 def _blob_url(record: JobRecord, finding: Finding, base: str) -> str | None:
     req = record.request
-    paths = WEB_PATHS.get(req.forge)
+    paths = web_paths(req)
     if paths is None or not req.head_sha or not finding.path or finding.path.startswith("/"):
         return None
     lines = f"L{finding.start_line}" + (paths.last_line.format(finding.end_line)
@@ -214,7 +203,7 @@ def _results_html(record: JobRecord, base: str) -> str:
 
 def _links_html(record: JobRecord, base: str) -> str:
     req = record.request
-    paths = WEB_PATHS.get(req.forge)
+    paths = web_paths(req)
     if paths is None:
         return f"<p class=links>{escape(req.repo)} · commit <code>{escape(req.head_sha[:12])}</code></p>"
     repo_url = f"{base}/{quote(req.repo)}"
@@ -228,11 +217,6 @@ def _links_html(record: JobRecord, base: str) -> str:
         parts.append(f"<a id=commit-link href='{escape(f'{repo_url}/{paths.commit}/{quote(req.head_sha)}')}' "
                      f"rel=noreferrer>commit <code>{escape(req.head_sha[:12])}</code></a>")
     return f"<p class=links>{' · '.join(parts)}</p>"
-
-
-def forge_web_url(settings: Settings, forge: str) -> str:
-    """Where a forge's repository pages are: GitHub (or Enterprise), or the GitLab instance."""
-    return settings.gitlab.url if forge == "gitlab" else web_url(settings.github_api_url)
 
 
 def render_job_page(record: JobRecord, *, base_url: str = "https://github.com", link_token: str | None = None,
@@ -269,7 +253,9 @@ async def job_page(request: Request) -> Response:
     secret = request.app.state.settings.jwt_secret
     events_token = link_token or job_link_token(secret, record.id, ttl_s=EVENTS_TOKEN_TTL_S)
     events_url = f"/api/v1/job/{record.id}/events?" + urlencode({"t": events_token})
-    main = render_job_page(record, base_url=forge_web_url(request.app.state.settings, record.request.forge),
+    settings = request.app.state.settings
+    base_url = FORGES[record.request.forge].web_url(settings) if record.request.forge in FORGES else ""
+    main = render_job_page(record, base_url=base_url,
                            link_token=link_token, events_url=events_url)
     return html_page(f"AQE: {record.request.repo} job {record.id}", main, script="job.js")
 

@@ -35,6 +35,7 @@ from jobs.callbacks import checked_callback_url
 from jobs.coverage.config import CoverageConfig
 from jobs.coverage.reports import ReportError, parse_report
 from jobs.forges.git import git_url_error, repo_name
+from jobs.forges.registry import forge as forge_named
 from jobs.gate.config import GateConfig
 from jobs.model import ALL_AGENTS, AgentResult, Conclusion, JobRecord, Priority, RunRequest, now
 from jobs.store import EnqueueOutcome, new_job_id
@@ -184,13 +185,6 @@ def validated_options(options: dict[str, dict[str, Any]]) -> None:
             raise ApiError(422, "invalid_request", message) from None
 
 
-def web_url(api_url: str) -> str:
-    """Where repositories are cloned from, for a GitHub API base URL (github.com, Enterprise, a test fake)."""
-    if api_url.rstrip("/") == "https://api.github.com":
-        return "https://github.com"
-    return api_url.rstrip("/").removesuffix("/api/v3")
-
-
 def repo_forge(repo: str, asked: str | None, settings: Settings) -> str:
     """The forge a repository path is on: the one asked for; GitLab for a path of three or more parts (GitHub
     has only `owner/name`); otherwise GitHub when its App is configured, else GitLab. ApiError when that forge
@@ -211,12 +205,6 @@ def repo_forge(repo: str, asked: str | None, settings: Settings) -> str:
     if forge == "gitlab" and settings.gitlab.token is None:
         raise ApiError(503, "not_configured", "GitLab is not configured on this AQE: GITLAB_TOKEN is not set")
     return forge
-
-
-def clone_url_of(forge: str, repo: str, settings: Settings) -> str:
-    if forge == "gitlab":
-        return f"{settings.gitlab.url}/{repo}.git"
-    return f"{web_url(settings.github_api_url)}/{repo}.git"
 
 
 def run_request(body: Target, agents: list[str], options: dict[str, dict[str, Any]], settings: Settings,
@@ -240,7 +228,7 @@ def run_request(body: Target, agents: list[str], options: dict[str, dict[str, An
     if body.callback_url is not None and (why := checked_callback_url(body.callback_url)):
         raise ApiError(422, "invalid_request", f"callback_url: {why}")
     repo = repo_name(body.repo) if by_url else body.repo
-    clone_url = body.repo if by_url else clone_url_of(forge, body.repo, settings)
+    clone_url = body.repo if by_url else f"{forge_named(forge).web_url(settings)}/{body.repo}.git"
     return RunRequest(forge=forge, repo=repo, clone_url=clone_url,
                       head_sha=body.sha or "", head_ref=body.ref.removeprefix("refs/heads/") if body.ref else None,
                       trigger=f"api.{endpoint}", agents=agents, options=options, priority=body.priority,

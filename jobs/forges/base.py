@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, NamedTuple, Protocol
 
 import msgspec
 
@@ -14,12 +14,28 @@ if TYPE_CHECKING:
     from jobs.checkout import Source
     from jobs.reporting.base import Reporter
     from jobs.services import Services
+    from jobs.settings import Settings
+
+
+class WebPaths(NamedTuple):
+    """How a forge's web pages are addressed under a repository's URL (the job page links to them)."""
+
+    blob: str  # then /<sha>/<path>
+    pull: str  # then /<number>
+    commit: str  # then /<sha>
+    pull_name: str  # "pull request #{}"
+    last_line: str  # the end of a line range: "-L{}" on GitHub, "-{}" on GitLab
 
 
 class Forge(Protocol):
     """What the pipeline needs from a forge: credentials, where the code is, and a reporter."""
 
     name: str
+    web_paths: WebPaths | None  # None: no web pages to link to (a plain git server)
+
+    def web_url(self, settings: Settings) -> str:
+        """Where its repositories' pages are, and (with `/<repo>.git`) where they are cloned from."""
+        ...
 
     async def token(self, services: Services, request: RunRequest) -> str: ...
 

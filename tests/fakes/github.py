@@ -55,7 +55,7 @@ from starlette.routing import Route
 from tests.fakes.git_http import cgi_env, http_backend
 from tests.fakes.git_http import git as _git
 from tests.fakes.git_http import git_env as _git_env
-from tests.fakes.server import FakeServer, Waitable
+from tests.fakes.server import FakeServer, Fault, Waitable, take_fault
 
 DOCS_URL = "https://docs.github.com/rest"
 JSON_CONTENT_TYPE = "application/json; charset=utf-8"
@@ -133,16 +133,6 @@ class _Token:
     expires_at: float
     repositories: frozenset[str] | None  # None: whatever the installation can access
     permissions: dict[str, str] = field(default_factory=dict)
-
-
-@dataclass
-class _Fault:
-    method: str
-    pattern: re.Pattern[str]
-    status: int
-    remaining: int
-    headers: dict[str, str]
-    body: Any
 
 
 @dataclass
@@ -549,7 +539,7 @@ class FakeGitHub(FakeServer, Waitable):
         self._issues: set[tuple[str, int]] = set()
         self._tokens: dict[str, _Token] = {}
         self._check_run_repo: dict[int, str] = {}
-        self._faults: list[_Fault] = []
+        self._faults: list[Fault] = []
         self._run_ids = itertools.count(1001)
         self._comment_ids = itertools.count(2_000_001)
         self._repo_ids = itertools.count(500_001)
@@ -709,7 +699,7 @@ class FakeGitHub(FakeServer, Waitable):
         """
         if body is None and status not in (204, 304):
             body = {"message": HTTPStatus(status).phrase}
-        fault = _Fault(method.upper(), re.compile(path_regex), status, times, dict(headers or {}), body)
+        fault = Fault(method.upper(), re.compile(path_regex), status, times, body, dict(headers or {}))
         with self.lock:
             self._faults.append(fault)
 
@@ -895,12 +885,8 @@ class FakeGitHub(FakeServer, Waitable):
 
     def _raise_fault(self, request: Request) -> None:
         with self.lock:
-            for fault in self._faults:
-                if fault.method in ("*", request.method) and fault.pattern.search(request.url.path):
-                    fault.remaining -= 1
-                    if fault.remaining <= 0:
-                        self._faults.remove(fault)
-                    raise _HTTPError(fault.status, copy.deepcopy(fault.body), dict(fault.headers))
+            if fault := take_fault(self._faults, request.method, request.url.path):
+                raise _HTTPError(fault.status, copy.deepcopy(fault.body), dict(fault.headers))
 
     # ------------------------------------------------------------------ auth
 

@@ -42,7 +42,7 @@ import threading
 import time
 import traceback
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from email.utils import formatdate
@@ -60,7 +60,7 @@ from tests.fakes.git_http import cgi_env, http_backend
 from tests.fakes.git_http import git as _git
 from tests.fakes.git_http import git_env as _git_env
 from tests.fakes.git_http import run_git as _run_git
-from tests.fakes.server import FakeServer, Waitable
+from tests.fakes.server import FakeServer, Fault, Waitable, take_fault
 
 JsonDict = dict[str, Any]
 ZERO_SHA = "0" * 40
@@ -179,16 +179,6 @@ class _Status:
 
 
 @dataclass
-class _Fault:
-    method: str
-    pattern: re.Pattern[str]
-    status: int
-    remaining: int
-    body: Any
-    headers: dict[str, str]
-
-
-@dataclass
 class _Ctx:
     request: Request
     path: str  # raw path
@@ -212,6 +202,16 @@ _Handler = Callable[..., Awaitable[_Result]]
 
 
 # --------------------------------------------------------------------------- helpers
+
+
+def _sorting(query: Mapping[str, str]) -> tuple[str, str]:
+    """A listing's `sort` (asc|desc, default desc) and `order_by` (created_at|updated_at), or GitLab's 400."""
+    sort, order_by = query.get("sort", "desc"), query.get("order_by", "created_at")
+    if sort not in ("asc", "desc"):
+        raise _HTTPError(400, {"error": "sort does not have a valid value"})
+    if order_by not in ("created_at", "updated_at"):
+        raise _HTTPError(400, {"error": "order_by does not have a valid value"})
+    return sort, order_by
 
 
 def mask_token(token: str) -> str:
@@ -326,7 +326,7 @@ class FakeGitLab(FakeServer, Waitable):
         self._notes: dict[int, tuple[str, int, JsonDict]] = {}  # id -> (project, iid, note)
         self._members: dict[tuple[str, int], tuple[int, str]] = {}  # (project, user id) -> (access level, since)
         self._write_lock = threading.Lock()  # one API commit or merge request creation at a time
-        self._faults: list[_Fault] = []
+        self._faults: list[Fault] = []
         self._ids = {name: itertools.count(start) for name, start in
                      (("user", 11), ("project", 101), ("mr", 5001), ("status", 7001), ("pipeline", 3001),
                       ("note", 90001))}
@@ -441,8 +441,8 @@ class FakeGitLab(FakeServer, Waitable):
         if body is None and status not in (204, 304):
             body = {"message": f"{status} {HTTPStatus(status).phrase}"}
         with self.lock:
-            self._faults.append(_Fault(method.upper(), re.compile(path_regex), status, times, body,
-                                       dict(headers or {})))
+            self._faults.append(Fault(method.upper(), re.compile(path_regex), status, times, body,
+                                      dict(headers or {})))
 
     # ------------------------------------------------------------------ test-side inspection
 
@@ -744,12 +744,8 @@ class FakeGitLab(FakeServer, Waitable):
 
     def _raise_fault(self, method: str, path: str) -> None:
         with self.lock:
-            for fault in self._faults:
-                if fault.method in ("*", method) and fault.pattern.search(path):
-                    fault.remaining -= 1
-                    if fault.remaining <= 0:
-                        self._faults.remove(fault)
-                    raise _HTTPError(fault.status, copy.deepcopy(fault.body), dict(fault.headers))
+            if fault := take_fault(self._faults, method, path):
+                raise _HTTPError(fault.status, copy.deepcopy(fault.body), dict(fault.headers))
 
     # ------------------------------------------------------------------ auth
 
@@ -918,11 +914,7 @@ class FakeGitLab(FakeServer, Waitable):
     async def _list_notes(self, ctx: _Ctx, pid: str, iid: str) -> _Result:
         project = self._project(ctx, pid)
         query = ctx.request.query_params
-        sort, order_by = query.get("sort", "desc"), query.get("order_by", "created_at")
-        if sort not in ("asc", "desc"):
-            raise _HTTPError(400, {"error": "sort does not have a valid value"})
-        if order_by not in ("created_at", "updated_at"):
-            raise _HTTPError(400, {"error": "order_by does not have a valid value"})
+        sort, order_by = _sorting(query)
         with self.lock:
             self._mr(project.path, int(iid))
             notes = [copy.deepcopy(n) for _, (p, i, n) in self._notes.items() if (p, i) == (project.path, int(iid))]
@@ -1140,11 +1132,7 @@ class FakeGitLab(FakeServer, Waitable):
         state = query.get("state") or "all"
         if state not in (*MR_STATES, "all"):
             raise _HTTPError(400, {"error": "state does not have a valid value"})
-        sort, order_by = query.get("sort", "desc"), query.get("order_by", "created_at")
-        if sort not in ("asc", "desc"):
-            raise _HTTPError(400, {"error": "sort does not have a valid value"})
-        if order_by not in ("created_at", "updated_at"):
-            raise _HTTPError(400, {"error": "order_by does not have a valid value"})
+        sort, order_by = _sorting(query)
         with self.lock:
             found = [mr for (path, _), mr in self._mrs.items() if path == project.path
                      and state in ("all", mr.state) and query.get("author_username") in (None, "", mr.author)

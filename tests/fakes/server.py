@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import re
 import threading
 import time
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from typing import Any, Self
 
 import uvicorn
@@ -97,3 +99,27 @@ class Waitable:
                 error = f"\nlast predicate error: {last_error!r}" if last_error else ""
                 raise AssertionError(f"timed out after {timeout}s waiting for {what}{error}\n{self.summary()}")
             time.sleep(interval)
+
+
+@dataclass
+class Fault:
+    """An error a fake answers for the next `remaining` requests matching (method or "*", path regex)."""
+
+    method: str
+    pattern: re.Pattern[str]
+    status: int
+    remaining: int
+    body: Any
+    headers: dict[str, str] = field(default_factory=dict)
+
+
+def take_fault(faults: list[Fault], method: str, path: str) -> Fault | None:
+    """The first fault matching this request, counted down (and dropped once used up); None when none matches.
+    The caller holds the fake's lock."""
+    for fault in faults:
+        if fault.method in ("*", method) and fault.pattern.search(path):
+            fault.remaining -= 1
+            if fault.remaining <= 0:
+                faults.remove(fault)
+            return fault
+    return None

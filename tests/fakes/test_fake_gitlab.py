@@ -52,7 +52,7 @@ def basic(username: str, password: str) -> str:
 
 @pytest.fixture
 def source(tmp_path: Path) -> dict[str, Any]:
-    """main (2 commits), feature (+1 on main's first commit... no: on main), release/1.0 (+1)."""
+    """main (2 commits); feature: 1 commit on main's first; release/1.0: 1 commit on main."""
     repo = tmp_path / "source"
     repo.mkdir()
     git("init", "-q", "-b", "main", cwd=repo)

@@ -16,6 +16,7 @@ from jobs.reporting.record import RecordReporter
 
 if TYPE_CHECKING:
     from jobs.services import Services
+    from jobs.settings import Settings
 
 MAX_URL_LENGTH = 500
 
@@ -49,6 +50,10 @@ def repo_name(url: str) -> str:
 
 class GitForge:
     name = "git"
+    web_paths = None
+
+    def web_url(self, settings: Settings) -> str:
+        return ""  # the job's repository is a URL of its own
 
     async def token(self, services: Services, request: RunRequest) -> str:
         from jobs import netpolicy

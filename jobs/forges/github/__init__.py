@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING
 from jobs import forge_metrics
 from jobs.checkout import Source
 from jobs.errors import NotConfigured
+from jobs.forges.base import WebPaths
 from jobs.forges.github.auth import git_auth_header
 from jobs.forges.github.client import GitHubClient
 from jobs.forges.github.reporter import GitHubReporter
@@ -16,14 +17,26 @@ from jobs.links import job_page_url
 from jobs.model import JobRecord, RunRequest
 
 if TYPE_CHECKING:
-    from jobs.services import Services  # services imports the GitHub auth module: no cycle at run time
+    from jobs.services import Services
+    from jobs.settings import Settings  # services imports the GitHub auth module: no cycle at run time
 
 
 log = logging.getLogger("aqe.github")
 
 
+def web_url_of(api_url: str) -> str:
+    """Where repositories are, for a GitHub API base URL (github.com, Enterprise, a test fake)."""
+    if api_url.rstrip("/") == "https://api.github.com":
+        return "https://github.com"
+    return api_url.rstrip("/").removesuffix("/api/v3")
+
+
 class GitHubForge:
     name = "github"
+    web_paths = WebPaths("blob", "pull", "commit", "pull request #{}", "-L{}")
+
+    def web_url(self, settings: Settings) -> str:
+        return web_url_of(settings.github_api_url)
 
     def client(self, services: Services, token: str | None = None) -> GitHubClient:
         async def count(method: str, status: int, headers: Mapping[str, str]) -> None:

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 from jobs import forge_metrics
 from jobs.checkout import Source
 from jobs.errors import NotConfigured
+from jobs.forges.base import WebPaths
 from jobs.forges.gitlab.client import GitLabClient
 from jobs.forges.gitlab.reporter import GitLabReporter
 from jobs.links import job_page_url
@@ -21,6 +22,7 @@ from jobs.model import JobRecord, RunRequest
 
 if TYPE_CHECKING:
     from jobs.services import Services
+    from jobs.settings import Settings
 
 log = logging.getLogger("aqe.gitlab")
 
@@ -33,6 +35,10 @@ def git_auth_header(token: str) -> str:
 
 class GitLabForge:
     name = "gitlab"
+    web_paths = WebPaths("-/blob", "-/merge_requests", "-/commit", "merge request !{}", "-{}")
+
+    def web_url(self, settings: Settings) -> str:
+        return settings.gitlab.url
 
     def client(self, services: Services, token: str) -> GitLabClient:
         async def count(method: str, status: int, headers: Mapping[str, str]) -> None:

@@ -6,9 +6,7 @@ import msgspec
 
 
 class Project(msgspec.Struct, kw_only=True):
-    id: int
     path_with_namespace: str
-    web_url: str = ""
     default_branch: str | None = None
 
 
@@ -62,7 +60,6 @@ class NoteMergeRequest(msgspec.Struct, kw_only=True):
     target_branch: str
     state: str = "opened"
     draft: bool = False
-    last_commit: Commit | None = None
 
 
 class NoteEvent(msgspec.Struct, kw_only=True):
