@@ -56,10 +56,12 @@ end
 _SLIDING_LOG = _SLIDING_LOG_FUNCTION + "return hit(KEYS[1], tonumber(ARGV[1]), tonumber(ARGV[2]), ARGV[3])"
 
 # An API key's lookup and its count in one round trip. KEYS[1] the hash of key records, KEYS[2] the key's sorted
-# set, KEYS[3] (optional) a key to read once the request is counted, e.g. the job record the request asks for;
-# ARGV: the key's SHA-256, the default window (ms) and limit, a unique member. Returns false for an unknown key
-# (nothing counted, nothing read), else {record, allowed, count, reset, limit, window, value}: the record's own
-# `rate_limit` ("200/minute") wins over the default; `value` is KEYS[3]'s (false: none) for an allowed request.
+# set, KEYS[3] (optional) a key to read once the request is counted, e.g. the job record the request asks for,
+# KEYS[4] (optional) a stream read with it, e.g. the job's events; ARGV: the key's SHA-256, the default window (ms)
+# and limit, a unique member, and for KEYS[4] the XRANGE start and count. Returns false for an unknown key
+# (nothing counted, nothing read), else {record, allowed, count, reset, limit, window, value, entries}: the
+# record's own `rate_limit` ("200/minute") wins over the default; `value` is KEYS[3]'s (false: none) for an
+# allowed request, `entries` KEYS[4]'s when KEYS[3] has a value (false otherwise).
 _KEY_AND_SLIDING_LOG = _SLIDING_LOG_FUNCTION + """
 local record = redis.call('HGET', KEYS[1], ARGV[1])
 if not record then return false end
@@ -72,8 +74,10 @@ if ok and type(decoded) == 'table' and type(decoded.rate_limit) == 'string' then
 end
 local counted = hit(KEYS[2], window, limit, ARGV[4])
 local value = false
+local entries = false
 if KEYS[3] and counted[1] == 1 then value = redis.call('GET', KEYS[3]) end
-return {record, counted[1], counted[2], counted[3], limit, window, value}
+if KEYS[4] and value then entries = redis.call('XRANGE', KEYS[4], ARGV[5], '+', 'COUNT', ARGV[6]) end
+return {record, counted[1], counted[2], counted[3], limit, window, value, entries}
 """
 
 
@@ -129,6 +133,7 @@ class KeyHit(msgspec.Struct, frozen=True):
     rate: Rate
     decision: Decision
     value: bytes | None = None  # the value of the key asked to be read (None: missing, or the request refused)
+    entries: list[Any] | None = None  # the stream asked to be read with it, as XRANGE answers (None: not read)
 
 
 class _Script(msgspec.Struct, frozen=True):
@@ -167,15 +172,23 @@ class RateLimiter:
                                                    [rate.window_s * 1000, rate.limit, _member()])
         return decision(int(allowed), int(count), int(reset_ms), rate)
 
-    async def hit_key(self, records_hash: str, digest: str, default: Rate, *, read: str | None = None) -> KeyHit | None:
+    async def hit_key(self, records_hash: str, digest: str, default: Rate, *, read: str | None = None,
+                      read_stream: tuple[str, str, int] | None = None) -> KeyHit | None:
         """Look up an API key's record (by its hash) and count one request of it at its own rate, in one round trip
         (every API request does this: one Redis call fewer than a lookup and a count). None for an unknown key,
         which is not counted. `read`: a key whose value comes back in the same call when the request is allowed
-        (the caller still decides whether the key may see it)."""
-        keys = [records_hash, f"{KEY_PREFIX}key:{digest}", *([read] if read is not None else [])]
-        found = await self._run(_KEY_SCRIPT, keys, [digest, default.window_s * 1000, default.limit, _member()])
+        (the caller still decides whether the key may see it); `read_stream` (key, XRANGE start, count): a stream
+        read too when `read` has a value, e.g. the events of the job read."""
+        keys, args = [records_hash, f"{KEY_PREFIX}key:{digest}"], [digest, default.window_s * 1000, default.limit, _member()]
+        if read is not None:
+            keys.append(read)
+            if read_stream is not None:
+                keys.append(read_stream[0])
+                args += [read_stream[1], read_stream[2]]
+        found = await self._run(_KEY_SCRIPT, keys, args)
         if not found:
             return None
-        record, allowed, count, reset_ms, limit, window_ms, value = found
+        record, allowed, count, reset_ms, limit, window_ms, value, entries = found
         rate = Rate(limit=int(limit), window_s=int(window_ms) // 1000)
-        return KeyHit(record, rate, decision(int(allowed), int(count), int(reset_ms), rate), value)
+        return KeyHit(record, rate, decision(int(allowed), int(count), int(reset_ms), rate), value,
+                      entries if isinstance(entries, list) else None)

@@ -313,13 +313,31 @@ class JobStore:
         await self.redis.set(baseline_key(forge, repo, branch), json.dumps(figures), ex=BASELINE_TTL_S)
 
     async def events(self, job_id: str, after: str = "0-0", count: int = 1000) -> list[tuple[str, dict[str, Any]]]:
-        low = f"({after}" if after != "0-0" else "-"
         if self.pipelined is None:
-            entries = await self.redis.xrange(events_key(job_id), min=low, count=count)
-        else:  # every stream client reads its backlog here: no pooled connection nor lock for it
-            entries = [(eid, dict(zip(fields[::2], fields[1::2], strict=True))) for eid, fields
-                       in await self.pipelined.execute("XRANGE", events_key(job_id), low, "+", "COUNT", count)]
-        return [(eid.decode(), {"type": f[b"type"].decode(), **msgspec.json.decode(f[b"data"])}) for eid, f in entries]
+            entries = await self.redis.xrange(events_key(job_id), min=events_start(after), count=count)
+            return [(eid.decode(), event_of(f[b"type"], f[b"data"])) for eid, f in entries]
+        # every stream client reads its backlog here: no pooled connection nor lock for it
+        return parsed_events(await self.pipelined.execute("XRANGE", events_key(job_id), events_start(after), "+",
+                                                          "COUNT", count))
+
+
+def events_start(after: str) -> str:
+    """The XRANGE start of the events after `after` ("0-0": all of them)."""
+    return f"({after}" if after != "0-0" else "-"
+
+
+def event_of(kind: bytes, data: bytes) -> dict[str, Any]:
+    return {"type": kind.decode(), **msgspec.json.decode(data)}
+
+
+def parsed_events(entries: list[Any]) -> list[tuple[str, dict[str, Any]]]:
+    """A job's events as a raw XRANGE reply holds them ([id, [field, value, ...]], as the pipelined connection
+    and scripts get it), each as (id, {"type": ..., **data})."""
+    events = []
+    for eid, fields in entries:
+        named = dict(zip(fields[::2], fields[1::2], strict=True))
+        events.append((eid.decode(), event_of(named[b"type"], named[b"data"])))
+    return events
 
 
 def start_step(record: JobRecord, name: str, progress: float) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from typing import Any
 
 import msgspec
 from starlette.requests import HTTPConnection, Request
@@ -19,6 +20,7 @@ JOB_ID_RE = re.compile(r"^[0-9a-f]{24}$")
 # record comes in the Redis call that looks the caller's API key up.
 JOB_READ_PATH_RE = re.compile(r"/job/([0-9a-f]{24})/(?:status|events|stream)\Z")
 _PREFETCHED = "aqe.job"  # in the ASGI scope: (job id, its record as stored or None), read with the caller's key
+_BACKLOG = "aqe.backlog"  # in the ASGI scope: (job id, resume point, raw XRANGE reply), read with the record
 _encode = msgspec.json.Encoder().encode
 
 
@@ -28,10 +30,25 @@ def read_job_id(scope: Scope) -> str | None:
     return match.group(1) if match else None
 
 
-def keep_prefetched(scope: Scope, job_id: str, raw: bytes | None) -> None:
+def reads_stream(scope: Scope) -> bool:
+    """Whether a request `read_job_id` names is one of the job's streams (SSE events or WebSocket)."""
+    return scope["path"].endswith(("/events", "/stream"))
+
+
+def keep_prefetched(scope: Scope, job_id: str, raw: bytes | None,
+                    backlog: tuple[str, list[Any]] | None = None) -> None:
     """Keep the job's record (None: there is none) read with the caller's credential for the endpoint, which still
-    checks that the caller may see it."""
+    checks that the caller may see it; `backlog` (resume point, XRANGE reply): a stream request's first page of
+    events, read with the record."""
     scope[_PREFETCHED] = (job_id, raw)
+    if backlog is not None:
+        scope[_BACKLOG] = (job_id, *backlog)
+
+
+def prefetched_backlog(connection: HTTPConnection, job_id: str, after: str) -> list[Any] | None:
+    """The job's events after `after` as read with its record (a raw XRANGE reply, once), or None."""
+    kept = connection.scope.pop(_BACKLOG, None)
+    return kept[2] if kept is not None and kept[0] == job_id and kept[1] == after else None
 
 
 async def read_job(connection: HTTPConnection, job_id: str) -> JobRecord | None:

@@ -17,10 +17,11 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from app.api.auth import Principal, api_key_credential, identify, key_principal, settle
 from app.api.errors import ApiError, problem
-from app.api.jobs import keep_prefetched, read_job_id
+from app.api.jobs import keep_prefetched, read_job_id, reads_stream
+from app.api.streams import BACKLOG_PAGE, resume_after
 from jobs.apikeys import KEYS_HASH, key_hash, stored_key
 from jobs.ratelimit import Decision, Rate, RateLimiter, parse_rate
-from jobs.store import job_key
+from jobs.store import events_key, events_start, job_key
 
 
 def client_ip(request: HTTPConnection) -> str:
@@ -58,13 +59,16 @@ class RateLimit:
         limiter = self.limiter(request.app.state)
         if (credential := api_key_credential(request)) is not None:
             digest, job_id = key_hash(credential), read_job_id(request.scope)
-            found = await limiter.hit_key(KEYS_HASH, digest, parse_rate(settings.rate_limit),
-                                          read=None if job_id is None else job_key(job_id))
+            after = resume_after(request) if job_id is not None and reads_stream(request.scope) else None
+            found = await limiter.hit_key(
+                KEYS_HASH, digest, parse_rate(settings.rate_limit), read=None if job_id is None else job_key(job_id),
+                read_stream=None if after is None else (events_key(job_id), events_start(after), BACKLOG_PAGE))
             if found is not None:
                 principal = await settle(request, key_principal(request, stored_key(found.record, digest)))
                 if principal is not None:
                     if job_id is not None and found.decision.allowed:
-                        keep_prefetched(request.scope, job_id, found.value)
+                        backlog = None if after is None or found.entries is None else (after, found.entries)
+                        keep_prefetched(request.scope, job_id, found.value, backlog)
                     return principal.limit_identity, found.rate, found.decision
             else:
                 await settle(request, key_principal(request, None))

@@ -27,11 +27,11 @@ from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from app.api.auth import require_job_visible, require_scope
 from app.api.errors import ApiError
-from app.api.jobs import JOB_ID_RE, read_job, status_view
+from app.api.jobs import JOB_ID_RE, prefetched_backlog, read_job, status_view
 from jobs.event_hub import EventHub, id_after, valid_id
 from jobs.links import job_link_valid
 from jobs.model import TERMINAL_STATUSES, JobRecord
-from jobs.store import JobStore
+from jobs.store import JobStore, parsed_events
 
 KEEPALIVE_S = 15.0
 SSE_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}  # no proxy caches or buffers the stream
@@ -68,10 +68,15 @@ def sse_frame(message: dict[str, Any]) -> bytes:
     return f"{head}event: {message['type']}\ndata: ".encode() + _encode(message) + b"\n\n"
 
 
-def resume_point(connection: HTTPConnection) -> str:
-    """The event id a client resumes after: `Last-Event-ID` (SSE reconnects) or `?after=`; "0-0" = everything."""
+def resume_after(connection: HTTPConnection) -> str | None:
+    """The event id a client resumes after: `Last-Event-ID` (SSE reconnects) or `?after=`; "0-0" = everything;
+    None when it is not an event id."""
     after = connection.headers.get("last-event-id") or connection.query_params.get("after") or "0-0"
-    if not valid_id(after):
+    return after if valid_id(after) else None
+
+
+def resume_point(connection: HTTPConnection) -> str:
+    if (after := resume_after(connection)) is None:
         raise ApiError(422, "invalid_request", "after / Last-Event-ID: an event id like 1732838400000-0")
     return after
 
@@ -92,25 +97,31 @@ async def visible_record(connection: HTTPConnection, job_id: str) -> JobRecord:
 
 
 async def job_messages(store: JobStore, hub: EventHub, record: JobRecord, after: str,
-                       keepalive_s: float = KEEPALIVE_S) -> AsyncIterator[dict[str, Any]]:
+                       keepalive_s: float = KEEPALIVE_S,
+                       backlog: list[tuple[str, dict[str, Any]]] | None = None) -> AsyncIterator[dict[str, Any]]:
     """Missed events, then live ones, then the final message; `{"type": "ping"}` while idle. Ends after the final
-    message, or early (without one) when this client fell too far behind: it resumes from its last id."""
+    message, or early (without one) when this client fell too far behind: it resumes from its last id.
+    `backlog`: the first page of events after `after` (up to BACKLOG_PAGE), read with `record`."""
     if record.status in TERMINAL_STATUSES:  # nothing more will come: replay without watching the stream
-        async for message in ended_job_messages(store, record, after):
+        async for message in ended_job_messages(store, record, after, backlog):
             yield message
         return
     async with hub.subscription(record.id) as sub:
-        last, current = after, record
+        last, current, page = after, record, backlog
         while True:  # the backlog, in pages, until it is read to the end
-            page = await store.events(record.id, last, count=BACKLOG_PAGE)
+            read_now = page is None
+            if page is None:
+                page = await store.events(record.id, last, count=BACKLOG_PAGE)
             for event_id, event in page:
                 last = event_id
                 if event["type"] in FINAL_TYPES:
                     yield message_of(event_id, event, await final_record(store, hub, record, event_id))
                     return
                 yield message_of(event_id, event)
-            if len(page) == BACKLOG_PAGE:
+            if len(page) == BACKLOG_PAGE or not read_now:  # a page read before subscribing: read on from it
+                page = None
                 continue
+            page = None
             current = await store.get(record.id) or current
             if current.status not in TERMINAL_STATUSES:
                 break
@@ -145,11 +156,13 @@ async def final_record(store: JobStore, hub: EventHub, record: JobRecord, event_
     return await hub.shared(f"record:{record.id}:{event_id}", lambda: store.get(record.id)) or record
 
 
-async def ended_job_messages(store: JobStore, record: JobRecord, after: str) -> AsyncIterator[dict[str, Any]]:
+async def ended_job_messages(store: JobStore, record: JobRecord, after: str,
+                             backlog: list[tuple[str, dict[str, Any]]] | None = None) -> AsyncIterator[dict[str, Any]]:
     """An ended job's events after `after`, then its final message (from the stream, else from the record)."""
-    last = after
+    last, page = after, backlog
     while True:
-        page = await store.events(record.id, last, count=BACKLOG_PAGE)
+        if page is None:
+            page = await store.events(record.id, last, count=BACKLOG_PAGE)
         for event_id, event in page:
             last = event_id
             if event["type"] in FINAL_TYPES:
@@ -159,6 +172,7 @@ async def ended_job_messages(store: JobStore, record: JobRecord, after: str) -> 
         if len(page) < BACKLOG_PAGE:
             yield final_of(record)
             return
+        page = None
 
 
 def end_streams_on_exit(server: Any, app: Starlette) -> None:
@@ -176,6 +190,12 @@ def end_streams_on_exit(server: Any, app: Starlette) -> None:
     server.handle_exit = handle_exit
 
 
+def first_page(connection: HTTPConnection, job_id: str, after: str) -> list[tuple[str, dict[str, Any]]] | None:
+    """The events after `after` read with the job's record and the caller's key (None: read them now)."""
+    entries = prefetched_backlog(connection, job_id, after)
+    return None if entries is None else parsed_events(entries)
+
+
 def keepalive_interval(connection: HTTPConnection) -> float:
     return float(getattr(connection.app.state, "stream_keepalive_s", KEEPALIVE_S))
 
@@ -187,7 +207,7 @@ async def job_events(request: Request) -> Response:
     if request.method == "HEAD":
         return Response(media_type="text/event-stream", headers=SSE_HEADERS)
     messages = job_messages(request.app.state.store, request.app.state.event_hub, record, after,
-                            keepalive_interval(request))
+                            keepalive_interval(request), first_page(request, record.id, after))
 
     async def frames() -> AsyncIterator[bytes]:
         try:
@@ -223,7 +243,7 @@ async def job_stream(websocket: WebSocket) -> None:
         await websocket.close(CLOSE_CODES.get(exc.status, 4400), close_reason(exc.detail))
         return
     messages = job_messages(websocket.app.state.store, websocket.app.state.event_hub, record, after,
-                            keepalive_interval(websocket))
+                            keepalive_interval(websocket), first_page(websocket, record.id, after))
 
     async def send_all() -> None:
         kind = ""
@@ -239,6 +259,13 @@ async def job_stream(websocket: WebSocket) -> None:
         while (await websocket.receive())["type"] != "websocket.disconnect":
             pass
 
+    if record.status in TERMINAL_STATUSES:  # a replay: it ends by itself, at once, with no client message to wait for
+        try:
+            with contextlib.suppress(WebSocketDisconnect):  # the client left during the replay
+                await send_all()
+        finally:
+            await messages.aclose()
+        return
     sending, listening = asyncio.create_task(send_all()), asyncio.create_task(until_client_leaves())
     try:
         await asyncio.wait({sending, listening}, return_when=asyncio.FIRST_COMPLETED)

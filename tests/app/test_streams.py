@@ -566,3 +566,51 @@ def test_pure_helpers() -> None:
     assert sse_frame({"type": "complete", "id": ""}).startswith(b"event: complete\n")  # no id line without an id
     cut = close_reason("no job '" + "é" * 100 + "'")
     assert len(cut.encode()) <= 123 and cut.startswith("no job 'é")
+
+
+async def test_a_backlog_read_before_subscribing_misses_no_event_that_came_after_it(
+        store: JobStore, redis_url: str) -> None:
+    """A stream request's first page is read with the caller's key, before the live subscription exists: what is
+    appended between the two still arrives, once, in order."""
+    from app.api.streams import job_messages
+    from jobs.event_hub import EventHub
+
+    record = await _job(store)
+    first = await _progress(store, record, 10.0, "read with the key")
+    backlog = await store.events(record.id)
+    between = await _progress(store, record, 20.0, "before the subscription")
+    hub = EventHub.for_url(store.redis, redis_url)
+    await hub.start()
+    try:
+        messages = job_messages(store, hub, record, "0-0", keepalive_s=5, backlog=backlog)
+        received = [await anext(messages) for _ in range(3)]
+        live = await _progress(store, record, 30.0, "live")
+        final = await _complete(store, record)
+        received += [m async for m in messages]
+    finally:
+        await hub.close()
+    assert [m["id"] for m in received[1:]] == [first, between, live, final]
+    assert [m["type"] for m in received] == ["progress"] * 4 + ["complete"]
+
+
+async def test_an_ended_job_replays_from_a_prefetched_page_then_reads_on(store: JobStore) -> None:
+    from app.api.streams import BACKLOG_PAGE, ended_job_messages
+
+    record = await _job(store)
+    ids = [await _progress(store, record, float(p), f"p{p}") for p in range(3)]
+    final = await _complete(store, record)
+    full_page = [(f"{n}-0", {"type": "progress", "progress": 1.0}) for n in range(1, BACKLOG_PAGE + 1)]
+    messages = [m async for m in ended_job_messages(store, record, "0-0", full_page)]
+    # a full page means there may be more: the rest is read after its last id (here: every real event)
+    assert len(messages) == BACKLOG_PAGE + 5 and [m["id"] for m in messages[BACKLOG_PAGE:]][1:] == [*ids, final]
+
+
+async def test_a_stream_over_websocket_resumes_after_the_given_id_with_the_backlog_read_with_the_key(
+        server: str, store: JobStore, redis_url: str) -> None:
+    key = make_key(redis_url)
+    record = await _job(store)
+    ids = [await _progress(store, record, float(p), f"p{p}") for p in range(4)]
+    final = await _complete(store, record)
+    async with connect(_ws_url(server, record.id) + f"?after={ids[1]}", additional_headers=_auth(key)) as ws:
+        got = [json.loads(m) async for m in ws]
+    assert [m["id"] for m in got] == [ids[2], ids[3], final] and got[-1]["result"]["conclusion"] == "success"

@@ -111,6 +111,23 @@ async def test_a_key_read_with_the_count_comes_back_only_for_an_allowed_request(
     assert await limiter.hit_key(KEYS_HASH, key_hash(new_key()), Rate(100, 60), read="aqe:job:abc") is None
 
 
+async def test_a_stream_read_with_the_count_comes_back_only_with_the_value(redis: Redis, limiter: RateLimiter) -> None:
+    _, record = await issue_key(redis, "ci", rate_limit="2/minute")
+    await redis.set("aqe:job:abc", b'{"id": "abc"}')
+    first = await redis.xadd("aqe:job:abc:events", {"type": "progress", "data": "{}"})
+    second = await redis.xadd("aqe:job:abc:events", {"type": "complete", "data": "{}"})
+    hits = [await limiter.hit_key(KEYS_HASH, record.id, Rate(100, 60), read="aqe:job:abc",
+                                  read_stream=("aqe:job:abc:events", f"({first.decode()}", 10)) for _ in range(3)]
+    assert [(hit.decision.allowed, hit.entries) for hit in hits if hit is not None] == \
+        [(True, [[second, [b"type", b"complete", b"data", b"{}"]]])] * 2 + [(False, None)]  # refused: nothing read
+    _, other = await issue_key(redis, "other")
+    missing = await limiter.hit_key(KEYS_HASH, other.id, Rate(100, 60), read="aqe:job:missing",
+                                    read_stream=("aqe:job:abc:events", "-", 10))
+    assert missing is not None and missing.value is None and missing.entries is None  # no record: no events
+    unread = await limiter.hit_key(KEYS_HASH, other.id, Rate(100, 60), read="aqe:job:abc")
+    assert unread is not None and unread.value is not None and unread.entries is None
+
+
 async def test_the_sliding_log_counts_the_same_over_either_connection(limiter: RateLimiter) -> None:
     answers = [await limiter.hit("ip:10.0.0.2", Rate(2, 60)) for _ in range(3)]
     assert [(a.allowed, a.remaining) for a in answers] == [(True, 1), (True, 0), (False, 0)]
