@@ -16,7 +16,7 @@ from jobs.model import TERMINAL_STATUSES, JobRecord, now
 from jobs.store import stored_record
 
 JOB_ID_RE = re.compile(r"^[0-9a-f]{24}$")
-# The paths of `job_status`, `job_events` and `job_stream` (app/api/routes.py): requests that read one job, whose
+# The paths of `job_status`, `job_events` and `JobStream` (app/api/routes.py): requests that read one job, whose
 # record comes in the Redis call that looks the caller's API key up.
 JOB_READ_PATH_RE = re.compile(r"/job/([0-9a-f]{24})/(?:status|events|stream)\Z")
 _PREFETCHED = "aqe.job"  # in the ASGI scope: (job id, its record as stored or None), read with the caller's key

@@ -12,7 +12,7 @@ api_v1 = Mount("/api/v1", middleware=[Middleware(ApiMetrics), Middleware(RateLim
     Route("/job/{job_id}/status", jobs.job_status, methods=["GET"]),
     Route("/job/{job_id}/cancel", jobs.cancel_job, methods=["POST"]),
     Route("/job/{job_id}/events", streams.job_events, methods=["GET"]),
-    WebSocketRoute("/job/{job_id}/stream", streams.job_stream),
+    WebSocketRoute("/job/{job_id}/stream", streams.JobStream()),
     Route("/jobs", jobs.list_jobs, methods=["GET"]),
     Route("/fleet/status", fleet.fleet_status, methods=["GET", "POST"]),
     Route("/test/execute", submit.test_execute, methods=["POST"]),

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable
 from types import FrameType
 from typing import Any
 
@@ -23,7 +23,7 @@ import msgspec
 from starlette.applications import Starlette
 from starlette.requests import HTTPConnection, Request
 from starlette.responses import Response, StreamingResponse
-from starlette.websockets import WebSocket, WebSocketDisconnect
+from starlette.types import Receive, Scope, Send
 
 from app.api.auth import require_job_visible, require_scope
 from app.api.errors import ApiError
@@ -230,41 +230,71 @@ def close_reason(detail: str) -> str:
     return detail.encode()[:CLOSE_REASON_MAX].decode(errors="ignore")
 
 
-async def job_stream(websocket: WebSocket) -> None:
+class JobStream:
     """WS /api/v1/job/{id}/stream: the same messages as JSON; closed (1000) after the final one, 1013 when the
     client fell too far behind (it resumes with ?after=). A refused connection is accepted and closed with
-    4401/4403/4404 and the reason."""
-    await websocket.accept()
-    try:
-        record = await visible_record(websocket, websocket.path_params["job_id"])
-        after = resume_point(websocket)
-    except ApiError as exc:
-        await websocket.send_text(_encode({"type": "error", "code": exc.code, "error": exc.detail}).decode())
-        await websocket.close(CLOSE_CODES.get(exc.status, 4400), close_reason(exc.detail))
-        return
-    messages = job_messages(websocket.app.state.store, websocket.app.state.event_hub, record, after,
-                            keepalive_interval(websocket), first_page(websocket, record.id, after))
+    4401/4403/4404 and the reason.
 
-    async def send_all() -> None:
-        kind = ""
-        async for message in messages:
-            kind = message["type"]
-            await websocket.send_text(_encode(message).decode())
-        if kind in FINAL_TYPES:
-            await websocket.close(1000)
-        else:  # dropped for falling too far behind (see jobs.event_hub)
-            await websocket.close(CLOSE_FELL_BEHIND, "fell behind: reconnect with ?after=<the last id you got>")
+    A plain ASGI app rather than a Starlette WebSocket endpoint: for a client that connects, reads and leaves,
+    Starlette's per-connection wrappers cost about as much CPU as the stream's own work."""
 
-    async def until_client_leaves() -> None:  # what the client sends is ignored; its close ends the stream now
-        while (await websocket.receive())["type"] != "websocket.disconnect":
-            pass
-
-    if record.status in TERMINAL_STATUSES:  # a replay: it ends by itself, at once, with no client message to wait for
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if (await receive())["type"] != "websocket.connect":
+            return
+        await send({"type": "websocket.accept"})
+        connection = HTTPConnection(scope)
         try:
-            with contextlib.suppress(WebSocketDisconnect):  # the client left during the replay
-                await send_all()
+            record = await visible_record(connection, scope["path_params"]["job_id"])
+            after = resume_point(connection)
+        except ApiError as exc:
+            await send_text(send, {"type": "error", "code": exc.code, "error": exc.detail})
+            await send({"type": "websocket.close", "code": CLOSE_CODES.get(exc.status, 4400),
+                        "reason": close_reason(exc.detail)})
+            return
+        messages = job_messages(connection.app.state.store, connection.app.state.event_hub, record, after,
+                                keepalive_interval(connection), first_page(connection, record.id, after))
+        try:
+            if record.status in TERMINAL_STATUSES:  # a replay: it ends by itself, at once; no client message to await
+                with contextlib.suppress(OSError):  # the client left during the replay (uvicorn's ClientDisconnected)
+                    await send_all(send, messages)
+                return
+            await until_sent_or_left(send_all(send, messages), until_disconnect(receive))
         finally:
             await messages.aclose()
+
+
+async def send_text(send: Send, message: dict[str, Any]) -> None:
+    await send({"type": "websocket.send", "text": _encode(message).decode()})
+
+
+async def send_all(send: Send, messages: AsyncIterator[dict[str, Any]]) -> None:
+    kind = ""
+    async for message in messages:
+        kind = message["type"]
+        await send_text(send, message)
+    if kind in FINAL_TYPES:
+        await send({"type": "websocket.close", "code": 1000})
+    else:  # dropped for falling too far behind (see jobs.event_hub)
+        await send({"type": "websocket.close", "code": CLOSE_FELL_BEHIND,
+                    "reason": "fell behind: reconnect with ?after=<the last id you got>"})
+
+
+async def until_disconnect(receive: Receive) -> None:
+    """What the client sends is ignored; its close ends the stream at once."""
+    while (await receive())["type"] != "websocket.disconnect":
+        pass
+
+
+async def until_sent_or_left(sending_all: Awaitable[None], client_leaving: Awaitable[None]) -> None:
+    sending, listening = asyncio.ensure_future(sending_all), asyncio.ensure_future(client_leaving)
+    try:
+        await asyncio.wait({sending, listening}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for task in (sending, listening):
+            task.cancel()
+        for task in (sending, listening):
+            with contextlib.suppress(asyncio.CancelledError, OSError, RuntimeError):
+                await task
         return
     sending, listening = asyncio.create_task(send_all()), asyncio.create_task(until_client_leaves())
     try:

@@ -384,7 +384,8 @@ async def test_a_websocket_that_falls_behind_is_closed_1013_and_resumes_with_aft
     key, record = make_key(redis_url), await _job(store)
     monkeypatch.setattr(event_hub, "QUEUE_SIZE", 2)  # the server runs in this process: a queue of 2 for it
     async with connect(_ws_url(server, record.id), additional_headers=_auth(key)) as ws:
-        queued = json.loads(await ws.recv())["id"]
+        queued = json.loads(await ws.recv())["id"]  # sent from the page read with the key, before going live:
+        await asyncio.sleep(0.5)  # let the server read on from it (one XRANGE), so the burst below comes live
         async with store.redis.pipeline(transaction=True) as pipe:  # one XREAD reply of 5: more than the queue
             for p in range(1, 6):
                 pipe.xadd(events_key(record.id), {"type": "progress", "data": json.dumps({"progress": float(p)})})
