@@ -26,6 +26,7 @@ class _Protocol(asyncio.Protocol):
         self.waiters: collections.deque[asyncio.Future[Any]] = collections.deque()
         self.transport: asyncio.Transport | None = None
         self.closed = False
+        self.unsent: list[bytes] = []  # commands issued in this turn of the event loop, written together at its end
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport  # type: ignore[assignment]  # uvloop's transports are not asyncio's classes
@@ -50,11 +51,20 @@ class _Protocol(asyncio.Protocol):
                 waiter.set_exception(RedisConnectionError(f"connection to Redis lost: {exc or 'closed'}"))
 
     def send(self, payload: bytes) -> asyncio.Future[Any]:
-        assert self.transport is not None
-        waiter = asyncio.get_running_loop().create_future()
+        """Queue one packed command; its reply comes in the returned future. Under load many requests issue a
+        command in the same turn of the event loop: one write (one system call) carries them all."""
+        loop = asyncio.get_running_loop()
+        waiter = loop.create_future()
         self.waiters.append(waiter)
-        self.transport.write(payload)
+        if not self.unsent:
+            loop.call_soon(self._flush)
+        self.unsent.append(payload)
         return waiter
+
+    def _flush(self) -> None:
+        unsent, self.unsent = self.unsent, []
+        if self.transport is not None and not self.closed:
+            self.transport.write(unsent[0] if len(unsent) == 1 else b"".join(unsent))
 
 
 class PipelinedRedis:

@@ -53,3 +53,28 @@ async def test_in_flight_commands_fail_and_the_next_call_reconnects(redis: Redis
         await waiting
     assert await fast.execute("PING") == b"PONG"
     await fast.close()
+
+
+async def test_commands_issued_in_one_turn_of_the_loop_go_out_in_one_write(redis: Redis, redis_url: str) -> None:
+    fast = PipelinedRedis(redis_url)
+    await fast.execute("SET", "text", "abc")
+    protocol = fast._protocol
+    assert protocol is not None and protocol.transport is not None
+    writes: list[bytes] = []
+    real_write = protocol.transport.write
+
+    class Counting:  # the narrow spy: how many system calls the batch took
+        def write(self, data: bytes) -> None:
+            writes.append(data)
+            real_write(data)
+
+        def __getattr__(self, name: str) -> object:
+            return getattr(real_write.__self__, name)
+
+    protocol.transport = Counting()  # type: ignore[assignment]
+    calls = [fast.execute("INCR", "n") for _ in range(99)] + [fast.execute("INCR", "text")]
+    replies = await asyncio.gather(*calls, return_exceptions=True)
+    assert replies[:99] == list(range(1, 100)) and isinstance(replies[99], ResponseError)
+    assert len(writes) == 1 and writes[0].count(b"INCR") == 100
+    assert await fast.execute("GET", "n") == b"99" and len(writes) == 2  # the next turn: its own write
+    await fast.close()
