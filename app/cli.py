@@ -115,17 +115,26 @@ def run() -> None:
 
 @main.command()
 @click.option("--host", default="0.0.0.0", show_default=True)
-def web(host: str) -> None:
-    """Run only the web process on $PORT (needs REDIS_URL)."""
+@click.option("--processes", type=click.IntRange(1, 64), default=None,
+              help="web processes sharing the port  [default: AQE_WEB_PROCESSES, else 1]")
+@click.option("--fd", type=int, default=None, hidden=True, help="serve this listening socket (set by --processes)")
+def web(host: str, processes: int | None, fd: int | None) -> None:
+    """Run only the web process(es) on $PORT (needs REDIS_URL)."""
+    harden_process()
+    settings = _settings()
+    count = processes or settings.web_processes
+    supervising = fd is None and count > 1
+    _logging(settings, buffered=not supervising)
+    if settings.missing and not os.environ.get("AQE_SUPERVISED"):
+        logging.getLogger("aqe").warning(_missing_message(settings))
+    if supervising:
+        from app import web_processes
+
+        sys.exit(web_processes.serve(host, settings.port, count))
     import uvicorn
 
     from app.main import create_app
 
-    harden_process()
-    settings = _settings()
-    _logging(settings, buffered=True)
-    if settings.missing and not os.environ.get("AQE_SUPERVISED"):
-        logging.getLogger("aqe").warning(_missing_message(settings))
     app = create_app(settings)
     tune_gc_for_requests()
 
@@ -134,7 +143,7 @@ def web(host: str) -> None:
     server = uvicorn.Server(uvicorn.Config(app, host=host, port=settings.port, log_level=settings.log_level.lower(),
                                            **UVICORN_OPTIONS))  # type: ignore[arg-type]
     end_streams_on_exit(server, app)  # SIGTERM ends open job streams at once: clients resume on another process
-    server.run()
+    server.run(sockets=None if fd is None else [socket.socket(fileno=fd)])
     if not server.started:  # as uvicorn.run: it could not start (e.g. the port is taken)
         sys.exit(3)
 

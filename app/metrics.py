@@ -1,18 +1,20 @@
 """GET /metrics: Prometheus text format.
 
-This web process's own counters (webhook deliveries, API requests and their latency), and, read from Redis at
-each scrape so that every replica shows the same fleet: queue depth, workers, agents' runs and durations, and the
-workers' calls to the forges with the rate limit they have left.
+This web process's own counters (webhook deliveries, API requests and their latency; with `aqe web --processes N`,
+summed over its processes), and, read from Redis at each scrape so that every replica shows the same fleet: queue
+depth, workers, agents' runs and durations, and the workers' calls to the forges with the rate limit they have left.
 """
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Iterator
 from typing import Any
 
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+from prometheus_client.multiprocess import MultiProcessCollector
 from prometheus_client.registry import Collector
 from starlette.requests import Request
 from starlette.responses import Response
@@ -21,6 +23,8 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from jobs import fleet, forge_metrics
 
 OWN = CollectorRegistry(auto_describe=True)
+# Set by `aqe web --processes N` for its children; prometheus_client then keeps every value in a file there.
+MULTIPROCESS_DIR = os.environ.get("PROMETHEUS_MULTIPROC_DIR") or None
 WEBHOOK_DELIVERIES = Counter("aqe_webhook_deliveries", "Webhook deliveries by forge, event and outcome",
                              ["forge", "event", "outcome"], registry=OWN)
 API_REQUESTS = Counter("aqe_api_requests", "REST API requests by route, method and status",
@@ -113,4 +117,13 @@ async def metrics(request: Request) -> Response:
     calls, limits = await forge_metrics.forge_facts(redis)
     facts = CollectorRegistry(auto_describe=False)
     facts.register(FleetFacts(snapshot, calls, limits))
-    return Response(generate_latest(OWN) + generate_latest(facts), media_type=CONTENT_TYPE_LATEST)
+    return Response(generate_latest(own_registry()) + generate_latest(facts), media_type=CONTENT_TYPE_LATEST)
+
+
+def own_registry() -> CollectorRegistry:
+    """This process's counters, or with `aqe web --processes N` (app/web_processes.py) those of every process."""
+    if MULTIPROCESS_DIR is None:
+        return OWN
+    registry = CollectorRegistry()
+    MultiProcessCollector(registry, MULTIPROCESS_DIR)
+    return registry

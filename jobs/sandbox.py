@@ -29,7 +29,7 @@ _DRAIN_AFTER_EXIT_S = 2.0
 
 Limits = list[tuple[int, tuple[int, int]]]
 
-_PR_SET_DUMPABLE, _PR_CAPBSET_DROP, _PR_SET_NO_NEW_PRIVS = 4, 24, 38
+_PR_SET_PDEATHSIG, _PR_SET_DUMPABLE, _PR_CAPBSET_DROP, _PR_SET_NO_NEW_PRIVS = 1, 4, 24, 38
 _CAP_LAST = 63
 _libc = ctypes.CDLL(None, use_errno=True)
 
@@ -38,6 +38,12 @@ def harden_process() -> bool:
     """Make this process non-dumpable: code we run (same user, no CAP_SYS_PTRACE) cannot read our
     environment or memory through /proc. Returns False where the kernel refuses."""
     return _libc.prctl(_PR_SET_DUMPABLE, 0, 0, 0, 0) == 0
+
+
+def die_with_parent() -> None:
+    """In a child, before exec: the kernel sends it SIGTERM when its parent dies (PR_SET_PDEATHSIG), so a killed
+    supervisor leaves no process behind."""
+    _libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
 
 
 def _drop_privileges() -> None:

@@ -78,6 +78,7 @@ class Settings:
     denied_networks: tuple[netpolicy.Network, ...] = ()  # `AQE_DENY_NETWORKS`: never load-test or callback targets
     cors_origins: tuple[str, ...] = ()  # browsers of these origins may call the API (`AQE_CORS_ORIGINS`); none: off
     gitlab: GitLabSettings = field(default_factory=lambda: GitLabSettings("https://gitlab.com"))
+    web_processes: int = 1  # `AQE_WEB_PROCESSES`: web processes `aqe web` / `aqe run` start on the port
 
     @property
     def webhook_secrets(self) -> tuple[str, ...]:
@@ -203,6 +204,10 @@ def load_settings(environ: Mapping[str, str] | None = None, dotenv_path: Path | 
     if redis_url and urlsplit(redis_url).scheme not in ("redis", "rediss", "unix"):
         problems.append(f"REDIS_URL: scheme must be redis://, rediss:// or unix:// (got {urlsplit(redis_url).scheme!r})")
     port = _port(env, problems)
+    web_processes = env.get("AQE_WEB_PROCESSES", "1")
+    if not web_processes.isdigit() or not 1 <= int(web_processes) <= 64:
+        problems.append(f"AQE_WEB_PROCESSES: {web_processes!r} is not a number of processes from 1 to 64")
+        web_processes = "1"
     osv_url = _check_url("AQE_OSV_URL", env.get("AQE_OSV_URL", "https://api.osv.dev"), problems)
     llm_url = _check_url("AQE_LLM_URL", env["AQE_LLM_URL"], problems) if env.get("AQE_LLM_URL") else None
     if llm_url and not env.get("AQE_LLM_MODEL"):
@@ -226,6 +231,7 @@ def load_settings(environ: Mapping[str, str] | None = None, dotenv_path: Path | 
         jwt_secret=_jwt_secret(env, data_dir),
         rate_limit=rate_limit,
         port=port,
+        web_processes=int(web_processes),
         github=github,
         github_webhook_secrets=secrets_,
         github_api_url=api_url,
