@@ -30,6 +30,23 @@ class AuditEntry(msgspec.Struct, kw_only=True):
     detail: str = ""
 
 
+class Draft(msgspec.Struct, frozen=True):
+    """An entry whose target is not known yet: the job id a request's enqueue script settles on. The script
+    appends it (`fields_without_target`) in the same round trip, and the caller then calls `logged`."""
+
+    actor: str
+    action: str
+    ip: str
+    detail: str
+    at: float
+
+    def fields_without_target(self) -> list[str]:
+        return ["at", repr(self.at), "actor", self.actor, "action", self.action, "ip", self.ip, "detail", self.detail]
+
+    def logged(self, target: str) -> None:
+        log.info("audit %s by %s on %s from %s %s", self.action, self.actor, target, self.ip or "-", self.detail)
+
+
 async def record(redis: Redis | PipelinedRedis, *, actor: str, action: str, target: str, ip: str = "",
                  detail: str = "", at: float | None = None) -> str:
     """Append one entry; its stream id. E.g. after the API enqueued a job:

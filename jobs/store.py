@@ -30,6 +30,7 @@ import msgspec
 from redis.asyncio import Redis
 from redis.exceptions import NoScriptError
 
+from jobs import audit
 from jobs.redis_pipelined import PipelinedRedis
 from jobs.model import TERMINAL_STATUSES, JobRecord, RunRequest, Step, json_encoder, now, record_decoder
 
@@ -90,9 +91,15 @@ def new_job_id() -> str:
 
 
 # KEYS: delivery key, active key. ARGV: job id, arq job bytes, score (ms), record json, PR number or "",
-# event, action, repo, queue score (ms: the score less the priority's head start), priority. The other keys
-# derive from the job id; the constants are formatted in below.
+# event, action, repo, queue score (ms: the score less the priority's head start), priority, then optionally an
+# audit entry's fields without its target (the job queued or joined; jobs.audit.Draft). The other keys derive from
+# the job id; the constants are formatted in below.
 _ENQUEUE_LUA = """
+local function audit(target)
+  if #ARGV > 10 then
+    redis.call('XADD', '%(audit_stream)s', 'MAXLEN', '~', %(audit_maxlen)d, '*', 'target', target, unpack(ARGV, 11))
+  end
+end
 local seen = redis.call('GET', KEYS[1])
 if seen then return {'duplicate', seen} end
 local active = redis.call('GET', KEYS[2])
@@ -104,6 +111,7 @@ if active then
   redis.call('SET', KEYS[1], active, 'EX', %(delivery_ttl)d)
   redis.call('XADD', 'aqe:deliveries', 'MAXLEN', '~', %(log_maxlen)d, '*', 'event', ARGV[6], 'action', ARGV[7],
              'repo', ARGV[8], 'outcome', 'coalesced', 'job', active)
+  audit(active)
   return {'coalesced', active}
 end
 local id = ARGV[1]
@@ -119,8 +127,9 @@ redis.call('ZADD', 'aqe:jobs', ARGV[3], id)
 redis.call('SET', KEYS[1], id, 'EX', %(delivery_ttl)d)
 redis.call('XADD', 'aqe:deliveries', 'MAXLEN', '~', %(log_maxlen)d, '*', 'event', ARGV[6], 'action', ARGV[7],
            'repo', ARGV[8], 'outcome', 'queued', 'job', id)
+audit(id)
 return {'queued', id}
-""" % {"record_ttl": RECORD_TTL_S, "delivery_ttl": DELIVERY_TTL_S, "log_maxlen": DELIVERY_LOG_MAXLEN,
+""" % {"audit_stream": audit.STREAM, "audit_maxlen": audit.MAXLEN, "record_ttl": RECORD_TTL_S, "delivery_ttl": DELIVERY_TTL_S, "log_maxlen": DELIVERY_LOG_MAXLEN,
        "active_ttl": ACTIVE_TTL_S, "arq_prefix": ARQ_JOB_PREFIX, "arq_expires_ms": ARQ_EXPIRES_MS,
        "arq_queue": ARQ_QUEUE, "stream_maxlen": STREAM_MAXLEN}
 
@@ -203,17 +212,23 @@ class JobStore:
         except NoScriptError:
             return await self.pipelined.execute("EVAL", _ENQUEUE_LUA, len(keys), *keys, *args)
 
-    async def enqueue(self, request: RunRequest, *, delivery_key: str, event: str = "", action: str = "") -> EnqueueOutcome:
-        """Dedupe by delivery, coalesce by meaning, enqueue for arq and create the record: one round trip."""
+    async def enqueue(self, request: RunRequest, *, delivery_key: str, event: str = "", action: str = "",
+                      audited: audit.Draft | None = None) -> EnqueueOutcome:
+        """Dedupe by delivery, coalesce by meaning, enqueue for arq and create the record: one round trip, which
+        also appends `audited` to the audit log with the job queued or joined as its target (not for a duplicate)."""
         job_id, created = new_job_id(), now()
         record = JobRecord(id=job_id, status="queued", request=request, created_at=created)
         score = int(created * 1000)
         queue_score = score - PRIORITY_HEAD_START_MS[request.priority]
         keys = [delivery_key, f"aqe:active:{request.dedupe_key()}"]
         args = [job_id, arq_job_bytes(job_id, score), score, json_encoder.encode(record),
-                request.pr_number or "", event, action, request.repo, queue_score, request.priority]
+                request.pr_number or "", event, action, request.repo, queue_score, request.priority,
+                *(audited.fields_without_target() if audited is not None else ())]
         state, found = await self._run_enqueue(keys, args)
-        return EnqueueOutcome(state.decode(), found.decode())
+        outcome = EnqueueOutcome(state.decode(), found.decode())
+        if audited is not None and outcome.state != "duplicate":
+            audited.logged(outcome.job_id)
+        return outcome
 
     async def create_finished(self, record: JobRecord, delivery_key: str) -> EnqueueOutcome:
         """A job the web process answered itself (e.g. the gate on given metrics): listed like any other, with

@@ -17,6 +17,7 @@ import binascii
 import hashlib
 import re
 import secrets
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Literal
@@ -285,14 +286,16 @@ async def accepted(request: Request, principal: Principal, run: RunRequest, name
     if run.forge == "git" and (why := await netpolicy.refusal(run.clone_url, settings.denied_networks)):
         raise ApiError(422, "invalid_request", f"repo: the URL {why}")
     store = request.app.state.store
+    started = audit.Draft(actor=principal.actor, action="job.started", ip=client_ip(request),
+                          detail=f"api.{name} {run.repo}", at=time.time())
     outcome = await store.enqueue(run, delivery_key=delivery_key(request, principal.limit_identity),
-                                  event="api", action=name)
-    return await _answer(request, principal, outcome, "queued", name, run.repo)
+                                  event="api", action=name, audited=started)  # audited in the same round trip
+    return await _answer(request, principal, outcome, "queued", name, run.repo, audited=True)
 
 
 async def _answer(request: Request, principal: Principal, outcome: EnqueueOutcome, status: str, name: str,
-                  repo: str, **extra: Any) -> Response:
-    if outcome.state in ("queued", "coalesced", "created"):
+                  repo: str, *, audited: bool = False, **extra: Any) -> Response:
+    if outcome.state in ("queued", "coalesced", "created") and not audited:
         store = request.app.state.store
         await audit.record(store.pipelined or store.redis, actor=principal.actor, action="job.started",
                            target=outcome.job_id, ip=client_ip(request), detail=f"api.{name} {repo}")

@@ -6,8 +6,10 @@ import asyncio
 import time
 
 import msgspec
+import pytest
 from redis.asyncio import Redis
 
+from jobs import audit
 from jobs.model import RunRequest
 from jobs.redis_pipelined import PipelinedRedis
 from jobs.store import ARQ_QUEUE, JobStore, arq_deserialize
@@ -48,6 +50,26 @@ async def test_same_meaning_coalesces_and_keeps_the_pr(redis: Redis) -> None:
     assert pr.state == "coalesced" and pr.job_id == push.job_id
     assert await store.extra_prs(push.job_id) == {9}
     assert await redis.zcard(ARQ_QUEUE) == 1
+
+
+async def test_an_audited_enqueue_logs_the_job_it_queued_or_joined_in_the_same_call(
+        redis: Redis, redis_url: str, caplog: pytest.LogCaptureFixture) -> None:
+    store = JobStore(redis, PipelinedRedis(redis_url))
+    started = audit.Draft(actor="key:jenkins", action="job.started", ip="10.0.0.7", detail="api.test-execute acme/w",
+                          at=1732838400.5)
+    with caplog.at_level("INFO", logger="aqe.audit"):
+        queued = await store.enqueue(_request(pr=None, trigger="push"), delivery_key="aqe:delivery:api:1",
+                                     audited=started)
+        joined = await store.enqueue(_request(pr=9), delivery_key="aqe:delivery:api:2", audited=started)
+        again = await store.enqueue(_request(pr=9), delivery_key="aqe:delivery:api:2", audited=started)
+    await store.pipelined.close()  # type: ignore[union-attr]
+    assert (queued.state, joined.state, again.state) == ("queued", "coalesced", "duplicate")
+    entries = await audit.recent(redis)
+    assert [(e.target, e.actor, e.action, e.ip, e.detail, e.at) for e in entries] == \
+        [(queued.job_id, "key:jenkins", "job.started", "10.0.0.7", "api.test-execute acme/w", 1732838400.5)] * 2
+    assert caplog.text.count(f"audit job.started by key:jenkins on {queued.job_id} from 10.0.0.7") == 2
+    plain = await store.enqueue(_request(sha="b" * 40), delivery_key="aqe:delivery:api:3")  # not audited
+    assert plain.state == "queued" and len(await audit.recent(redis)) == 2
 
 
 async def test_release_lets_the_next_request_run(redis: Redis) -> None:
