@@ -1,9 +1,10 @@
 """REST API latency under 50 concurrent clients, measured with wrk: p95 of each endpoint the issue names.
 
-    .venv/bin/python bench/api_latency.py [--runs 3] [--duration 10] [--connections 50]
+    .venv/bin/python bench/api_latency.py [--runs 3] [--duration 10] [--connections 50] [--web-processes N]
 
-Starts an embedded Redis (Valkey) and `aqe web` pinned to core 0 (wrk and Redis on core 1), makes an API key and
-one job, then runs wrk (`bench/wrk_api.lua`) against:
+Starts an embedded Redis (Valkey) and `aqe web` pinned to core 0 (wrk and Redis on core 1; with `--web-processes
+N` > 1, `aqe web --processes N` and nothing pinned), makes an API key and one job, then runs wrk
+(`bench/wrk_api.lua`) against:
 
 - `GET /healthz` (target p95 < 5 ms)
 - `POST /api/v1/security/scan` with a new random sha in every body: each request creates and enqueues a job
@@ -33,7 +34,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT), str(ROOT / "bench")]
 
-from common import exclusive, free_port, machine, process_cpu_seconds, start, stop, wait_quiet  # noqa: E402
+from common import exclusive, free_port, machine, start, stop, tree_cpu_seconds, wait_quiet  # noqa: E402
 from cryptography.hazmat.primitives import serialization  # noqa: E402
 from cryptography.hazmat.primitives.asymmetric import rsa  # noqa: E402
 from redis.asyncio import Redis  # noqa: E402
@@ -63,9 +64,10 @@ async def prepare(redis_url: str) -> tuple[str, str]:
     return key, job_id
 
 
-def wrk(url: str, mode: str, key: str, duration: int, connections: int) -> dict[str, Any]:
+def wrk(url: str, mode: str, key: str, duration: int, connections: int, pinned: bool) -> dict[str, Any]:
     env = {**os.environ, "AQE_API_KEY": key, "AQE_BENCH_MODE": mode}
-    done = subprocess.run(["taskset", "-c", "1", "wrk", "-t1", f"-c{connections}", f"-d{duration}s", "--timeout", "5s",
+    done = subprocess.run([*(["taskset", "-c", "1"] if pinned else []), "wrk", "-t1", f"-c{connections}",
+                           f"-d{duration}s", "--timeout", "5s",
                            "-s", str(LUA), url], env=env, capture_output=True, text=True, check=True)
     line = next(line for line in done.stdout.splitlines() if line.startswith("RESULT "))
     return json.loads(line.removeprefix("RESULT "))
@@ -76,31 +78,36 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--duration", type=int, default=10)
     parser.add_argument("--connections", type=int, default=50)
+    parser.add_argument("--web-processes", type=int, default=1, help="aqe web --processes N (N > 1: nothing pinned)")
     args = parser.parse_args()
+    pinned = args.web_processes == 1
     with exclusive("api_latency"), tempfile.TemporaryDirectory(prefix="aqe-api-bench-") as tmp:
         work = Path(tmp)
         key_file = work / "app.pem"
         key_file.write_bytes(rsa.generate_private_key(public_exponent=65537, key_size=2048).private_bytes(
             serialization.Encoding.PEM, serialization.PrivateFormat.TraditionalOpenSSL, serialization.NoEncryption()))
         with EmbeddedRedis(work / "redis", persist=False) as redis_url:
-            subprocess.run(["taskset", "-cp", "1", str(os.getpid())], check=False, capture_output=True)
+            if pinned:
+                subprocess.run(["taskset", "-cp", "1", str(os.getpid())], check=False, capture_output=True)
             api_key, job_id = asyncio.run(prepare(redis_url))
             port = free_port()
             env = {**os.environ, "REDIS_URL": redis_url, "GITHUB_APP_ID": "1", "GITHUB_PRIVATE_KEY_PATH": str(key_file),
                    "GITHUB_WEBHOOK_SECRET": "bench", "AQE_DATA_DIR": str(work / "data"), "PORT": str(port),
                    "AQE_LOG_LEVEL": "WARNING", "AQE_RATE_LIMIT": "1000000/minute"}
             base = f"http://127.0.0.1:{port}"
-            web = start([sys.executable, "-m", "app.cli", "web", "--host", "127.0.0.1"], env, work / "web.log",
-                        f"{base}/healthz", cwd=ROOT, core=0)
+            web = start([sys.executable, "-m", "app.cli", "web", "--host", "127.0.0.1",
+                         "--processes", str(args.web_processes)], env, work / "web.log", f"{base}/healthz", cwd=ROOT,
+                        core=0 if pinned else None)
             results: dict[str, list[dict[str, Any]]] = {name: [] for name in TARGETS}
             try:
                 for _ in range(args.runs):
                     wait_quiet()
                     for name, (path, mode, expected, _target) in TARGETS.items():
-                        cpu_before = process_cpu_seconds(web.pid)
-                        result = wrk(base + path.format(job_id=job_id), mode, api_key, args.duration, args.connections)
+                        cpu_before = tree_cpu_seconds(web.pid)
+                        result = wrk(base + path.format(job_id=job_id), mode, api_key, args.duration, args.connections,
+                                     pinned)
                         result["server_cpu_us_per_request"] = round(
-                            (process_cpu_seconds(web.pid) - cpu_before) * 1e6 / max(1, result["requests"]), 1)
+                            (tree_cpu_seconds(web.pid) - cpu_before) * 1e6 / max(1, result["requests"]), 1)
                         result["valid"] = set(result["statuses"]) == {str(expected)} and result["errors"] == 0
                         results[name].append(result)
                         print(f"{name}: p95 {result['p95_ms']:.2f} ms, {result['requests']} requests, "

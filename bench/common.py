@@ -151,3 +151,10 @@ def process_cpu_seconds(pid: int) -> float:
     """utime + stime of a process (all its threads) in seconds, from /proc/<pid>/stat."""
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / _TICK
+
+
+def tree_cpu_seconds(pid: int) -> float:
+    """`process_cpu_seconds` of a process and of its children, theirs and so on (e.g. `aqe web --processes N`)."""
+    children = Path(f"/proc/{pid}/task/{pid}/children")
+    kids = [int(c) for c in children.read_text().split()] if children.exists() else []
+    return process_cpu_seconds(pid) + sum(tree_cpu_seconds(kid) for kid in kids if Path(f"/proc/{kid}").exists())

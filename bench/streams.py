@@ -1,9 +1,11 @@
 """Job streams under load: 1,000 SSE clients on one web process, and WebSocket connect + first message.
 
     .venv/bin/python bench/streams.py [--runs 3] [--clients 1000] [--events 50] [--ws-clients 50] [--ws-seconds 10]
-                                      [--only sse|ws]
+                                      [--only sse|ws] [--web-processes N]
 
-Starts an embedded Redis (Valkey) and `aqe web` pinned to core 0 (this script, the clients and Redis on core 1).
+Starts an embedded Redis (Valkey) and `aqe web` pinned to core 0 (this script, the clients and Redis on core 1);
+with `--web-processes N` > 1, `aqe web --processes N` and nothing pinned (the processes, the clients and Redis
+share both cores). Server CPU is that of every web process.
 
 1. SSE fan-out: `--clients` clients open `GET /api/v1/job/{id}/events` of one queued job and wait; then the job
    gets `--events` progress events (one every `--interval-ms`, default 100 ms, appended with the real `JobStore.save`, as the worker does)
@@ -15,7 +17,10 @@ Starts an embedded Redis (Valkey) and `aqe web` pinned to core 0 (this script, t
 2. WebSocket connect + first message (target p95 < 20 ms) of `WS /api/v1/job/{id}/stream`: (a) one client
    connecting again and again while `--ws-clients` clients are connected to that running job, which gets an
    event every 20 ms (fanned out to all of them); (b) `--ws-clients` clients connecting in a closed loop for
-   `--ws-seconds` (to the finished job): connections per second and the server's CPU per connection.
+   `--ws-seconds` (to a finished job: each gets its events, reads the first and closes): connections per second,
+   the server's CPU per connection and the clients'. The connecting clients are `bench/ws_client.py` (a lean
+   client: the load generator shares the machine), the 50 streaming ones the `websockets` library; this part
+   runs on uvloop.
 
 Prints the median over `--runs` and writes `bench/results/streams.json`. Holds the bench lock. Raises this
 process's soft limit of open files (the web process inherits it): 1,000 clients are 2,000 sockets here.
@@ -40,11 +45,13 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT), str(ROOT / "bench")]
 
-from common import exclusive, free_port, git_state, machine, process_cpu_seconds, start, stop, wait_quiet  # noqa: E402
+from common import exclusive, free_port, git_state, machine, start, stop, tree_cpu_seconds, wait_quiet  # noqa: E402
+import uvloop  # noqa: E402
 from cryptography.hazmat.primitives import serialization  # noqa: E402
 from cryptography.hazmat.primitives.asymmetric import rsa  # noqa: E402
 from redis.asyncio import Redis  # noqa: E402
 from websockets.asyncio.client import connect  # noqa: E402
+from ws_client import first_message  # noqa: E402
 
 from jobs import apikeys  # noqa: E402
 from jobs.model import JobRecord, RunRequest  # noqa: E402
@@ -136,7 +143,7 @@ async def sse_run(port: int, key: str, redis_url: str, clients: int, events: int
     await asyncio.sleep(1.0)  # and the server is done setting them up (the figures are of delivery, not setup)
     rss, connections = rss_mb(pid), sum(1 for c in await redis.client_list() if c.get("name") != BENCH_CLIENT)
     appended: list[str] = []
-    cpu_before, wall_before = process_cpu_seconds(pid), time.monotonic()
+    cpu_before, wall_before = tree_cpu_seconds(pid), time.monotonic()
     for i in range(1, events + 1):
         record.status, record.progress = "running", float(i)
         appended.append(await store.save(record, "progress", {"progress": float(i), "message": f"event {i}",
@@ -145,7 +152,7 @@ async def sse_run(port: int, key: str, redis_url: str, clients: int, events: int
     record.status, record.progress, record.conclusion = "completed", 100.0, "success"
     appended.append(await store.save(record, "complete", {"status": "completed", "progress": 100.0}))
     finished = await asyncio.wait_for(asyncio.gather(*tasks), 120)
-    web_cpu_s = process_cpu_seconds(pid) - cpu_before
+    web_cpu_s = tree_cpu_seconds(pid) - cpu_before
     web_busy = web_cpu_s / (time.monotonic() - wall_before)
     await redis.aclose()
     delays: list[float] = []
@@ -199,12 +206,11 @@ async def ws_run(port: int, key: str, redis_url: str, clients: int, seconds: flo
     producer = asyncio.create_task(produce())
     under_load: list[float] = []
     probe = await new_job(store, n + 500)  # a job that has just started: its first message is "queued"
-    probe_url = f"ws://127.0.0.1:{port}/api/v1/job/{probe.id}/stream"
+    probe_path = f"/api/v1/job/{probe.id}/stream"
     while time.monotonic() < stop_at:
         started = time.perf_counter()
-        async with connect(probe_url, additional_headers=headers) as ws:
-            await ws.recv()
-            under_load.append((time.perf_counter() - started) * 1000)
+        await first_message("127.0.0.1", port, probe_path, headers)
+        under_load.append((time.perf_counter() - started) * 1000)
         await asyncio.sleep(0.01)
     await producer
     for ws in holders:
@@ -216,7 +222,7 @@ async def ws_run(port: int, key: str, redis_url: str, clients: int, seconds: flo
     finished = await new_job(store, n + 700)  # the closed loop replays a short finished job: queued, complete
     finished.status, finished.progress, finished.conclusion = "completed", 100.0, "success"
     await store.save(finished, "complete", {"status": "completed", "progress": 100.0})
-    url = f"ws://127.0.0.1:{port}/api/v1/job/{finished.id}/stream"
+    path = f"/api/v1/job/{finished.id}/stream"
     await redis.aclose()
     timings: list[float] = []
     deadline = time.monotonic() + seconds
@@ -224,20 +230,22 @@ async def ws_run(port: int, key: str, redis_url: str, clients: int, seconds: flo
     async def loop() -> None:
         while time.monotonic() < deadline:
             started = time.perf_counter()
-            async with connect(url, additional_headers=headers) as ws:
-                await ws.recv()
-                timings.append((time.perf_counter() - started) * 1000)
+            first = json.loads(await first_message("127.0.0.1", port, path, headers))
+            timings.append((time.perf_counter() - started) * 1000)
+            assert first["type"] == "progress" and first["status"] == "queued", first
 
-    cpu_before = process_cpu_seconds(pid)
+    cpu_before, own_before = tree_cpu_seconds(pid), time.process_time()
     await asyncio.gather(*(loop() for _ in range(clients)))
-    server_cpu_ms = (process_cpu_seconds(pid) - cpu_before) * 1000 / max(1, len(timings))
+    server_cpu_ms = (tree_cpu_seconds(pid) - cpu_before) * 1000 / max(1, len(timings))
+    client_cpu_ms = (time.process_time() - own_before) * 1000 / max(1, len(timings))
     return {"connect_under_load_p50_ms": round(percentile(under_load, 0.5), 2),
             "connect_under_load_p95_ms": round(percentile(under_load, 0.95), 2),
             "connect_under_load_samples": len(under_load),
             "closed_loop_connections_per_s": round(len(timings) / seconds, 1),
             "closed_loop_p50_ms": round(percentile(timings, 0.5), 2),
             "closed_loop_p95_ms": round(percentile(timings, 0.95), 2),
-            "server_cpu_ms_per_connection": round(server_cpu_ms, 3)}
+            "server_cpu_ms_per_connection": round(server_cpu_ms, 3),
+            "client_cpu_ms_per_connection": round(client_cpu_ms, 3)}
 
 
 def main() -> None:
@@ -250,6 +258,7 @@ def main() -> None:
     parser.add_argument("--ws-clients", type=int, default=50)
     parser.add_argument("--ws-seconds", type=float, default=10.0)
     parser.add_argument("--only", choices=("sse", "ws"), help="run one of the two parts")
+    parser.add_argument("--web-processes", type=int, default=1, help="aqe web --processes N (N > 1: nothing pinned)")
     args = parser.parse_args()
     nofile = raise_open_files_limit(2 * args.clients + 1000)
     with exclusive("streams"), tempfile.TemporaryDirectory(prefix="aqe-streams-bench-") as tmp:
@@ -258,7 +267,9 @@ def main() -> None:
         key_file.write_bytes(rsa.generate_private_key(public_exponent=65537, key_size=2048).private_bytes(
             serialization.Encoding.PEM, serialization.PrivateFormat.TraditionalOpenSSL, serialization.NoEncryption()))
         with EmbeddedRedis(work / "redis", persist=False) as redis_url:
-            subprocess.run(["taskset", "-cp", "1", str(os.getpid())], check=False, capture_output=True)
+            pinned = args.web_processes == 1
+            if pinned:
+                subprocess.run(["taskset", "-cp", "1", str(os.getpid())], check=False, capture_output=True)
 
             async def make_key() -> str:
                 redis = Redis.from_url(redis_url)
@@ -272,8 +283,9 @@ def main() -> None:
             env = {**os.environ, "REDIS_URL": redis_url, "GITHUB_APP_ID": "1", "GITHUB_PRIVATE_KEY_PATH": str(key_file),
                    "GITHUB_WEBHOOK_SECRET": "bench", "AQE_DATA_DIR": str(work / "data"), "PORT": str(port),
                    "AQE_LOG_LEVEL": "WARNING"}
-            web = start([sys.executable, "-m", "app.cli", "web", "--host", "127.0.0.1"], env, work / "web.log",
-                        f"http://127.0.0.1:{port}/healthz", cwd=ROOT, core=0)
+            web = start([sys.executable, "-m", "app.cli", "web", "--host", "127.0.0.1",
+                         "--processes", str(args.web_processes)], env, work / "web.log",
+                        f"http://127.0.0.1:{port}/healthz", cwd=ROOT, core=0 if pinned else None)
             sse: list[dict[str, Any]] = []
             ws: list[dict[str, Any]] = []
             try:
@@ -285,7 +297,7 @@ def main() -> None:
                         print("sse", json.dumps(sse[-1]), flush=True)
                     if args.only != "sse":
                         wait_quiet()
-                        ws.append(asyncio.run(ws_run(port, key, redis_url, args.ws_clients, args.ws_seconds,
+                        ws.append(uvloop.run(ws_run(port, key, redis_url, args.ws_clients, args.ws_seconds,
                                                       1000 + run, web.pid)))
                         print("ws", json.dumps(ws[-1]), flush=True)
             finally:

@@ -179,7 +179,8 @@ class RateLimiter:
         which is not counted. `read`: a key whose value comes back in the same call when the request is allowed
         (the caller still decides whether the key may see it); `read_stream` (key, XRANGE start, count): a stream
         read too when `read` has a value, e.g. the events of the job read."""
-        keys, args = [records_hash, f"{KEY_PREFIX}key:{digest}"], [digest, default.window_s * 1000, default.limit, _member()]
+        keys = [records_hash, f"{KEY_PREFIX}key:{digest}"]
+        args: list[str | int] = [digest, default.window_s * 1000, default.limit, _member()]
         if read is not None:
             keys.append(read)
             if read_stream is not None:

@@ -9,16 +9,20 @@ import sys
 from pathlib import Path
 
 import httpx
+import pytest
 
 from tests.fakes.processes import free_port, wait_ready
 
 ROOT = Path(__file__).parents[2]
 
 
-def test_aqe_run_starts_everything_without_github_settings(tmp_path: Path) -> None:
-    """No REDIS_URL and no GitHub settings: embedded Redis + web + worker start; the gap is said once."""
+@pytest.mark.parametrize("web_processes", ["1", "2"])
+def test_aqe_run_starts_everything_without_github_settings(tmp_path: Path, web_processes: str) -> None:
+    """No REDIS_URL and no GitHub settings: embedded Redis + web (one process or several) + worker start; the
+    gap is said once; SIGTERM stops every process."""
     port = free_port()
-    env = {"PATH": os.environ["PATH"], "HOME": str(tmp_path), "PORT": str(port), "AQE_DATA_DIR": str(tmp_path / "d")}
+    env = {"PATH": os.environ["PATH"], "HOME": str(tmp_path), "PORT": str(port), "AQE_DATA_DIR": str(tmp_path / "d"),
+           "AQE_WEB_PROCESSES": web_processes}
     proc = subprocess.Popen([sys.executable, "-m", "app.cli", "run"], env=env, cwd=tmp_path, stdout=subprocess.PIPE,
                             stderr=subprocess.STDOUT, text=True)
     url = f"http://127.0.0.1:{port}"
@@ -35,14 +39,24 @@ def test_aqe_run_starts_everything_without_github_settings(tmp_path: Path) -> No
         listed = subprocess.run([sys.executable, "-m", "app.cli", "api", "list-keys"], env=env, cwd=tmp_path,
                                 capture_output=True, text=True, timeout=60)
         assert listed.stdout.startswith("local\t" + key.stdout[:8])
+        everything = descendants(proc.pid)
+        web_roles = [pid for pid in everything if b"\0web\0" in Path(f"/proc/{pid}/cmdline").read_bytes() + b"\0"]
+        assert len(web_roles) == (1 if web_processes == "1" else 3)  # a supervisor and its processes
     finally:
         proc.send_signal(signal.SIGTERM)
         output, _ = proc.communicate(timeout=60)
     assert proc.returncode == 0, output
+    assert not [pid for pid in everything if Path(f"/proc/{pid}").exists()
+                and "Z" not in Path(f"/proc/{pid}/stat").read_text().split()[2]]
     assert output.count("GitHub is not configured yet (missing: GITHUB_APP_ID") == 1, output
     assert not pidfile.exists()
     assert not Path(f"/proc/{redis_pid}").exists() or "Z" in Path(f"/proc/{redis_pid}/stat").read_text().split()[2]
     assert (tmp_path / "d" / "redis" / "appendonlydir").is_dir()
+
+
+def descendants(pid: int) -> list[int]:
+    children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+    return [int(c) for c in children] + [d for c in children for d in descendants(int(c))]
 
 
 def test_invalid_settings_stop_with_the_variable_named(tmp_path: Path) -> None:
