@@ -1,26 +1,27 @@
 """Job streams under load: 1,000 SSE clients on one web process, and WebSocket connect + first message.
 
     .venv/bin/python bench/streams.py [--runs 3] [--clients 1000] [--events 50] [--ws-clients 50] [--ws-seconds 10]
-                                      [--only sse|ws] [--web-processes N]
+                                      [--only sse|ws] [--web-processes N] [--baseline]
 
 Starts an embedded Redis (Valkey) and `aqe web` pinned to core 0 (this script, the clients and Redis on core 1);
 with `--web-processes N` > 1, `aqe web --processes N` and nothing pinned (the processes, the clients and Redis
 share both cores). Server CPU is that of every web process.
 
 1. SSE fan-out: `--clients` clients open `GET /api/v1/job/{id}/events` of one queued job and wait; then the job
-   gets `--events` progress events (one every `--interval-ms`, default 100 ms, appended with the real `JobStore.save`, as the worker does)
-   and its final event. Every client must receive every event, in order, and see the stream close. Reported:
-   the delay from each event's append (its stream id is Redis's clock) to its arrival at each client (p50,
-   p95, max over all deliveries; and p95 of the final event alone, which carries the job's result), the web
-   process's CPU per delivery (one event to one client), its RSS with every client connected, and the Redis
-   connections the web process held (one reader for all clients, not one per client).
+   gets `--events` progress events (one every `--interval-ms`, default 100 ms, appended with the real
+   `JobStore.save`, as the worker does) and its final event. Every client must receive every event, in order,
+   and see the stream close. Reported: the delay from each event's append (its stream id is Redis's clock) to its
+   arrival at each client (p50, p95, max over all deliveries; and p95 of the final event alone, which carries the
+   job's result), the web process's CPU per delivery (one event to one client), its RSS with every client
+   connected, and the Redis connections the web process held (one reader for all clients, not one per client).
 2. WebSocket connect + first message (target p95 < 20 ms) of `WS /api/v1/job/{id}/stream`: (a) one client
    connecting again and again while `--ws-clients` clients are connected to that running job, which gets an
    event every 20 ms (fanned out to all of them); (b) `--ws-clients` clients connecting in a closed loop for
    `--ws-seconds` (to a finished job: each gets its events, reads the first and closes): connections per second,
-   the server's CPU per connection and the clients'. The connecting clients are `bench/ws_client.py` (a lean
-   client: the load generator shares the machine), the 50 streaming ones the `websockets` library; this part
-   runs on uvloop.
+   the server's CPU per connection and the clients'. With `--baseline`, (b) also against `bench/bare_ws_app.py`
+   (the same uvicorn and options, as many processes, an app that does no work), in the same run. The connecting
+   clients are `bench/ws_client.py` (a lean client: the load generator shares the machine), the 50 streaming
+   ones the `websockets` library; this part runs on uvloop.
 
 Prints the median over `--runs` and writes `bench/results/streams.json`. Holds the bench lock. Raises this
 process's soft limit of open files (the web process inherits it): 1,000 clients are 2,000 sockets here.
@@ -39,6 +40,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -224,6 +226,21 @@ async def ws_run(port: int, key: str, redis_url: str, clients: int, seconds: flo
     await store.save(finished, "complete", {"status": "completed", "progress": 100.0})
     path = f"/api/v1/job/{finished.id}/stream"
     await redis.aclose()
+
+    def check(first: dict[str, Any]) -> None:
+        assert first["type"] == "progress" and first["status"] == "queued", first
+
+    return {"connect_under_load_p50_ms": round(percentile(under_load, 0.5), 2),
+            "connect_under_load_p95_ms": round(percentile(under_load, 0.95), 2),
+            "connect_under_load_samples": len(under_load),
+            **await closed_loop(port, path, headers, clients, seconds, pid, check)}
+
+
+async def closed_loop(port: int, path: str, headers: dict[str, str], clients: int, seconds: float, pid: int,
+                      check: Callable[[dict[str, Any]], None]) -> dict[str, Any]:
+    """`clients` connecting to ws://127.0.0.1:port/path in a closed loop for `seconds`, each reading the first
+    message and leaving: connections per second, p50 and p95 of connect + first message, the CPU of the server
+    (the process `pid` and its children) and of this process's clients per connection."""
     timings: list[float] = []
     deadline = time.monotonic() + seconds
 
@@ -232,20 +249,27 @@ async def ws_run(port: int, key: str, redis_url: str, clients: int, seconds: flo
             started = time.perf_counter()
             first = json.loads(await first_message("127.0.0.1", port, path, headers))
             timings.append((time.perf_counter() - started) * 1000)
-            assert first["type"] == "progress" and first["status"] == "queued", first
+            check(first)
 
     cpu_before, own_before = tree_cpu_seconds(pid), time.process_time()
     await asyncio.gather(*(loop() for _ in range(clients)))
     server_cpu_ms = (tree_cpu_seconds(pid) - cpu_before) * 1000 / max(1, len(timings))
     client_cpu_ms = (time.process_time() - own_before) * 1000 / max(1, len(timings))
-    return {"connect_under_load_p50_ms": round(percentile(under_load, 0.5), 2),
-            "connect_under_load_p95_ms": round(percentile(under_load, 0.95), 2),
-            "connect_under_load_samples": len(under_load),
-            "closed_loop_connections_per_s": round(len(timings) / seconds, 1),
+    return {"closed_loop_connections_per_s": round(len(timings) / seconds, 1),
             "closed_loop_p50_ms": round(percentile(timings, 0.5), 2),
             "closed_loop_p95_ms": round(percentile(timings, 0.95), 2),
             "server_cpu_ms_per_connection": round(server_cpu_ms, 3),
             "client_cpu_ms_per_connection": round(client_cpu_ms, 3)}
+
+
+def start_baseline(work: Path, processes: int, pinned: bool) -> tuple[subprocess.Popen[bytes], int]:
+    """`bench/bare_ws_app.py` served by uvicorn with `aqe web`'s options, as many processes as `aqe web`."""
+    port = free_port()
+    argv = [sys.executable, "-m", "uvicorn", "bare_ws_app:app", "--app-dir", str(ROOT / "bench"), "--host",
+            "127.0.0.1", "--port", str(port), "--workers", str(processes), "--no-access-log", "--proxy-headers",
+            "--ws-per-message-deflate", "False", "--log-level", "warning"]
+    return start(argv, dict(os.environ), work / "baseline.log", f"http://127.0.0.1:{port}/", cwd=ROOT,
+                 core=0 if pinned else None), port
 
 
 def main() -> None:
@@ -259,6 +283,8 @@ def main() -> None:
     parser.add_argument("--ws-seconds", type=float, default=10.0)
     parser.add_argument("--only", choices=("sse", "ws"), help="run one of the two parts")
     parser.add_argument("--web-processes", type=int, default=1, help="aqe web --processes N (N > 1: nothing pinned)")
+    parser.add_argument("--baseline", action="store_true", help="also run the WebSocket closed loop against "
+                                                                  "bench/bare_ws_app.py (the same uvicorn, no work)")
     args = parser.parse_args()
     nofile = raise_open_files_limit(2 * args.clients + 1000)
     with exclusive("streams"), tempfile.TemporaryDirectory(prefix="aqe-streams-bench-") as tmp:
@@ -288,6 +314,8 @@ def main() -> None:
                         f"http://127.0.0.1:{port}/healthz", cwd=ROOT, core=0 if pinned else None)
             sse: list[dict[str, Any]] = []
             ws: list[dict[str, Any]] = []
+            baseline: list[dict[str, Any]] = []
+            bare = start_baseline(work, args.web_processes, pinned) if args.baseline and args.only != "sse" else None
             try:
                 for run in range(args.runs):
                     if args.only != "ws":
@@ -300,16 +328,24 @@ def main() -> None:
                         ws.append(uvloop.run(ws_run(port, key, redis_url, args.ws_clients, args.ws_seconds,
                                                       1000 + run, web.pid)))
                         print("ws", json.dumps(ws[-1]), flush=True)
+                    if bare is not None:
+                        wait_quiet()
+                        baseline.append(uvloop.run(closed_loop(bare[1], "/", {}, args.ws_clients, args.ws_seconds,
+                                                               bare[0].pid, lambda first: None)))
+                        print("baseline", json.dumps(baseline[-1]), flush=True)
             finally:
                 stop(web)
+                if bare is not None:
+                    stop(bare[0])
                 if os.environ.get("AQE_BENCH_DEBUG"):
                     print((work / "web.log").read_text()[-3000:])
-    summary = {"sse": medians(sse), "ws": medians(ws),
+    summary = {"sse": medians(sse), "ws": medians(ws), "ws_baseline": medians(baseline),
                "every_client_got_every_event": all(r["clients_with_every_event"] == r["clients"] for r in sse)}
     RESULTS.mkdir(exist_ok=True)
+    runs = {"sse": sse, "ws": ws, "ws_baseline": baseline}
     (RESULTS / "streams.json").write_text(json.dumps({"machine": machine(), "code": git_state(None),
                                                       "open_files_limit": nofile, "args": vars(args),
-                                                      "summary": summary, "runs": {"sse": sse, "ws": ws}}, indent=2))
+                                                      "summary": summary, "runs": runs}, indent=2))
     print(json.dumps(summary, indent=2))
 
 
