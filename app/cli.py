@@ -18,6 +18,7 @@ from collections.abc import Iterator
 import click
 from redis.asyncio import Redis
 
+from app.supervision import StopSignal, stop_children
 from jobs import apikeys, audit, tokens
 from jobs.logs import configure_logging
 from jobs.redis_server import EmbeddedRedis, running_url
@@ -58,20 +59,11 @@ def main() -> None:
     """AQE: quality-engineering checks on every pull request."""
 
 
+STOP_TIMEOUT_S = 20.0  # for the children to stop: past the web processes' own (app/web_processes.py)
+
+
 def _spawn(role: str, env: dict[str, str]) -> subprocess.Popen[bytes]:
     return subprocess.Popen([sys.executable, "-m", "app.cli", role], env=env)
-
-
-def _stop(children: list[subprocess.Popen[bytes]]) -> None:
-    for child in children:
-        if child.poll() is None:
-            child.send_signal(signal.SIGTERM)
-    deadline = time.monotonic() + 20
-    for child in children:
-        try:
-            child.wait(max(0.1, deadline - time.monotonic()))
-        except subprocess.TimeoutExpired:
-            child.kill()
 
 
 def _missing_message(settings: Settings) -> str:
@@ -94,23 +86,16 @@ def run() -> None:
         click.echo(f"aqe: embedded Redis (Valkey) on {url}, data in {embedded.dir}", err=True)
     env = {**os.environ, "REDIS_URL": url, "AQE_SUPERVISED": "1"}
     children = [_spawn("web", env), _spawn("worker", env)]
-    stopping = False
-
-    def on_signal(signum: int, frame: object) -> None:
-        nonlocal stopping
-        stopping = True
-
-    signal.signal(signal.SIGINT, on_signal)
-    signal.signal(signal.SIGTERM, on_signal)
+    stop = StopSignal()
     try:
-        while not stopping and all(c.poll() is None for c in children):
+        while not stop.received and all(c.poll() is None for c in children):
             time.sleep(0.2)
     finally:
-        _stop(children)
+        stop_children(children, STOP_TIMEOUT_S)
         if embedded:
             embedded.stop()
     failed = [c for c in children if c.returncode not in (0, -signal.SIGTERM, None)]
-    sys.exit(1 if failed and not stopping else 0)
+    sys.exit(1 if failed and not stop.received else 0)
 
 
 @main.command()

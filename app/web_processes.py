@@ -14,13 +14,13 @@ from __future__ import annotations
 import logging
 import os
 import shutil
-import signal
 import socket
 import subprocess
 import sys
 import tempfile
 import time
 
+from app.supervision import StopSignal, stop_children
 from jobs.sandbox import die_with_parent
 
 log = logging.getLogger("aqe.web")
@@ -52,19 +52,6 @@ def _spawn(sock: socket.socket, env: dict[str, str]) -> tuple[subprocess.Popen[b
     return child, time.monotonic()
 
 
-def _stop(children: list[subprocess.Popen[bytes]]) -> None:
-    for child in children:
-        if child.poll() is None:
-            child.send_signal(signal.SIGTERM)
-    deadline = time.monotonic() + STOP_TIMEOUT_S
-    for child in children:
-        try:
-            child.wait(max(0.1, deadline - time.monotonic()))
-        except subprocess.TimeoutExpired:
-            child.kill()
-            child.wait()
-
-
 def serve(host: str, port: int, count: int) -> int:
     """Run `count` web processes on host:port until SIGTERM/SIGINT; the exit status (0: stopped when told to)."""
     try:
@@ -74,22 +61,15 @@ def serve(host: str, port: int, count: int) -> int:
         return 3
     metrics_dir = tempfile.mkdtemp(prefix="aqe-web-metrics-")
     env = {**os.environ, "PROMETHEUS_MULTIPROC_DIR": metrics_dir, "AQE_SUPERVISED": "1"}
-    stopping = False
-
-    def on_signal(signum: int, frame: object) -> None:
-        nonlocal stopping
-        stopping = True
-
-    signal.signal(signal.SIGINT, on_signal)
-    signal.signal(signal.SIGTERM, on_signal)
+    stop = StopSignal()
     children = [_spawn(sock, env) for _ in range(count)]
     failed = False
     log.info("%d web processes on %s:%d", count, host, port)
     try:
-        while not stopping and not failed:
+        while not stop.received and not failed:
             time.sleep(0.2)
             for i, (child, started) in enumerate(children):
-                if child.poll() is None or stopping:
+                if child.poll() is None or stop.received:
                     continue
                 if time.monotonic() - started < EARLY_EXIT_S:
                     log.error("web process %d exited with %s within %.0f s of its start; stopping",
@@ -99,7 +79,7 @@ def serve(host: str, port: int, count: int) -> int:
                 log.warning("web process %d exited with %s; starting another", child.pid, child.returncode)
                 children[i] = _spawn(sock, env)
     finally:
-        _stop([child for child, _ in children])
+        stop_children([child for child, _ in children], STOP_TIMEOUT_S)
         sock.close()
         shutil.rmtree(metrics_dir, ignore_errors=True)
     return 1 if failed else 0

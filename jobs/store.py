@@ -129,9 +129,10 @@ redis.call('XADD', 'aqe:deliveries', 'MAXLEN', '~', %(log_maxlen)d, '*', 'event'
            'repo', ARGV[8], 'outcome', 'queued', 'job', id)
 audit(id)
 return {'queued', id}
-""" % {"audit_stream": audit.STREAM, "audit_maxlen": audit.MAXLEN, "record_ttl": RECORD_TTL_S, "delivery_ttl": DELIVERY_TTL_S, "log_maxlen": DELIVERY_LOG_MAXLEN,
-       "active_ttl": ACTIVE_TTL_S, "arq_prefix": ARQ_JOB_PREFIX, "arq_expires_ms": ARQ_EXPIRES_MS,
-       "arq_queue": ARQ_QUEUE, "stream_maxlen": STREAM_MAXLEN}
+""" % {"audit_stream": audit.STREAM, "audit_maxlen": audit.MAXLEN, "record_ttl": RECORD_TTL_S,
+       "delivery_ttl": DELIVERY_TTL_S, "log_maxlen": DELIVERY_LOG_MAXLEN, "active_ttl": ACTIVE_TTL_S,
+       "arq_prefix": ARQ_JOB_PREFIX, "arq_expires_ms": ARQ_EXPIRES_MS, "arq_queue": ARQ_QUEUE,
+       "stream_maxlen": STREAM_MAXLEN}
 
 # KEYS: arq's in-progress key, the arq queue, arq's job key, arq's abort set. ARGV: job id, now (ms).
 # A job no worker has taken leaves the queue here (a worker then finds no score and skips it); one that is

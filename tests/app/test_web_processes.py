@@ -56,9 +56,26 @@ def start_web(tmp_path: Path, redis_url: str, *args: str, **env: str) -> tuple[s
 
 
 def stop(proc: subprocess.Popen[str]) -> str:
+    """SIGTERM, and its output once it exited; killed (with its processes) if it does not exit in time."""
     if proc.poll() is None:
         proc.send_signal(signal.SIGTERM)
-    output, _ = proc.communicate(timeout=60)
+    try:
+        output, _ = proc.communicate(timeout=60)
+    except subprocess.TimeoutExpired:
+        for pid in children_of(proc.pid):
+            os.kill(pid, signal.SIGKILL)
+        proc.kill()
+        raise
+    return output
+
+
+def exited(proc: subprocess.Popen[str]) -> str:
+    """Its output once it exits by itself; stopped (and the test failed) if it does not within 60 s."""
+    try:
+        output, _ = proc.communicate(timeout=60)
+    except subprocess.TimeoutExpired:
+        stop(proc)
+        raise
     return output
 
 
@@ -107,7 +124,7 @@ def test_a_process_that_dies_at_its_start_stops_everything_with_an_error(tmp_pat
         wait_until(lambda: len(children_of(proc.pid)) == 2)
         children = children_of(proc.pid)
         os.kill(min(children), signal.SIGKILL)
-        output, _ = proc.communicate(timeout=60)
+        output = exited(proc)
     finally:
         stop(proc)
     assert proc.returncode == 1, output
@@ -121,7 +138,7 @@ def test_a_port_in_use_is_refused_with_a_message(tmp_path: Path, redis_url: str)
         taken.listen()
         port = taken.getsockname()[1]
         proc, _, _ = start_web(tmp_path, redis_url, "--processes", "2", PORT=str(port))
-        output, _ = proc.communicate(timeout=60)
+        output = exited(proc)
     assert proc.returncode == 3, output
     assert f"cannot listen on 127.0.0.1:{port}" in output
 
@@ -129,5 +146,5 @@ def test_a_port_in_use_is_refused_with_a_message(tmp_path: Path, redis_url: str)
 @pytest.mark.parametrize("value", ["0", "65", "two", "-1"])
 def test_a_bad_number_of_processes_is_named(tmp_path: Path, redis_url: str, value: str) -> None:
     proc, _, _ = start_web(tmp_path, redis_url, AQE_WEB_PROCESSES=value)
-    output, _ = proc.communicate(timeout=60)
+    output = exited(proc)
     assert proc.returncode == 2 and f"AQE_WEB_PROCESSES: '{value}' is not a number of processes from 1 to 64" in output
