@@ -16,9 +16,10 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 
 from app.api.auth import Principal
+from app.api.ratelimit import client_ip
 from app.pages import EVENTS_TOKEN_TTL_S, SECURITY_HEADERS, html_page, login_url, utc
 from app.session import SessionError, end_session, key_usable, same_origin_post, session_principal, set_session_cookie
-from jobs import fleet
+from jobs import audit, fleet
 from jobs.apikeys import find_key
 from jobs.links import job_link_token
 from jobs.model import ALL_AGENTS, JobRecord, now
@@ -61,20 +62,30 @@ async def login(request: Request) -> Response:
         return login_form("/", "Log in from this site's own login page.", status_code=403)
     form = await request.form()
     key_text, next_path = str(form.get("key", "")).strip(), safe_next(str(form.get("next", "")))
+    redis = request.app.state.redis
+    found = await find_key(redis, key_text)
     try:
-        key = key_usable(await find_key(request.app.state.redis, key_text), now())
-    except SessionError as exc:
+        key = key_usable(found, now())
+    except SessionError as exc:  # audited too: repeated refusals from one address are worth seeing
+        await audit.record(redis, actor=f"key:{found.name}" if found else "anonymous", action="session.refused",
+                           target="dashboard", ip=client_ip(request), detail=str(exc))
         return login_form(next_path, str(exc), status_code=401)
     response = _redirect(next_path)
     set_session_cookie(request, response, key.id)
+    await audit.record(redis, actor=f"key:{key.name}", action="session.started", target="dashboard",
+                       ip=client_ip(request), detail=f"{key.name} ({key.hint}…)")
     return response
 
 
 async def logout(request: Request) -> Response:
     if not same_origin_post(request):
         return _redirect("/")
+    principal = await session_principal(request)
     response = _redirect("/login")
     await end_session(request, response)
+    if principal is not None:
+        await audit.record(request.app.state.redis, actor=principal.actor, action="session.ended",
+                           target="dashboard", ip=client_ip(request))
     return response
 
 

@@ -1,4 +1,5 @@
-"""The audit log: who created or revoked a key, issued a token, started a job through the API, from where.
+"""The audit log: who created or revoked a key, issued a token, started a job through the API, logged in to the
+dashboard (or was refused) or out, from where.
 
 Entries are appended to the Redis stream `aqe:audit` (about the last 100,000 kept) and logged on `aqe.audit`.
 Callers pass names, hints and ids — never a key or token value.
@@ -16,7 +17,8 @@ from jobs.redis_pipelined import PipelinedRedis
 
 STREAM = "aqe:audit"
 MAXLEN = 100_000
-ACTIONS = ("key.created", "key.revoked", "token.issued", "job.started")
+ACTIONS = ("key.created", "key.revoked", "token.issued", "job.started", "session.started", "session.refused",
+           "session.ended")
 log = logging.getLogger("aqe.audit")
 
 

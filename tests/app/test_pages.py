@@ -15,7 +15,7 @@ from redis.asyncio import Redis
 from starlette.testclient import TestClient
 
 from app.session import COOKIE, session_claims
-from jobs import apikeys, fleet
+from jobs import apikeys, audit, fleet
 from jobs.links import job_link_token, job_link_valid
 from jobs.model import AgentResult, Finding, JobRecord, RunRequest
 from jobs.store import JobStore
@@ -201,6 +201,22 @@ def test_logout_ends_the_session_even_for_a_copied_cookie(client: TestClient, re
     client.cookies.set(COOKIE, copied)
     assert client.get(f"/jobs/{job_id}").status_code == 403
     assert client.get("/", follow_redirects=False).status_code == 303
+
+
+def test_logins_refusals_and_logouts_are_audited_without_the_key(client: TestClient, redis_url: str) -> None:
+    key, scopeless = make_key(redis_url, "alice"), make_key(redis_url, "grafana", scopes=["fleet:read"])
+    login(client, "aqe_" + "Z" * 32)
+    login(client, scopeless)
+    login(client, key)
+    client.post("/logout", follow_redirects=False)
+    client.post("/logout", follow_redirects=False)  # no session any more: nothing to audit
+    entries = list(reversed(with_redis(lambda r: audit.recent(r), redis_url)))
+    assert [(e.actor, e.action, e.target) for e in entries] == [
+        ("anonymous", "session.refused", "dashboard"), ("key:grafana", "session.refused", "dashboard"),
+        ("key:alice", "session.started", "dashboard"), ("key:alice", "session.ended", "dashboard")]
+    assert "unknown or revoked" in entries[0].detail and "lacks the scope 'jobs:read'" in entries[1].detail
+    assert entries[2].detail == f"alice ({key[:8]}…)" and all(e.ip for e in entries)
+    assert not any(secret in str(msgspec.to_builtins(e)) for e in entries for secret in (key, scopeless, "Z" * 32))
 
 
 def test_a_revoked_or_expired_key_s_session_is_refused_from_the_next_request(client: TestClient,
