@@ -52,17 +52,31 @@ local function hit(key, window, limit, member)
 end
 """
 
-# KEYS[1] the caller's sorted set; ARGV: window (ms), limit, a unique member.
-_SLIDING_LOG = _SLIDING_LOG_FUNCTION + "return hit(KEYS[1], tonumber(ARGV[1]), tonumber(ARGV[2]), ARGV[3])"
+# What a counted request may read in the same call: `key`'s value once the request is allowed, e.g. the job record
+# it asks for, and `stream`'s entries from `start` (up to `count`) once that value exists, e.g. the job's events.
+_READ_FUNCTION = """
+local function read(allowed, key, stream, start, count)
+  local value, entries = false, false
+  if key and allowed == 1 then value = redis.call('GET', key) end
+  if stream and value then entries = redis.call('XRANGE', stream, start, '+', 'COUNT', count) end
+  return value, entries
+end
+"""
+
+# KEYS[1] the caller's sorted set, KEYS[2] and KEYS[3] (optional) what to read (see above); ARGV: window (ms), limit,
+# a unique member, and for KEYS[3] the XRANGE start and count. Returns {allowed, count, reset, value, entries}.
+_SLIDING_LOG = _SLIDING_LOG_FUNCTION + _READ_FUNCTION + """
+local counted = hit(KEYS[1], tonumber(ARGV[1]), tonumber(ARGV[2]), ARGV[3])
+local value, entries = read(counted[1], KEYS[2], KEYS[3], ARGV[4], ARGV[5])
+return {counted[1], counted[2], counted[3], value, entries}
+"""
 
 # An API key's lookup and its count in one round trip. KEYS[1] the hash of key records, KEYS[2] the key's sorted
-# set, KEYS[3] (optional) a key to read once the request is counted, e.g. the job record the request asks for,
-# KEYS[4] (optional) a stream read with it, e.g. the job's events; ARGV: the key's SHA-256, the default window (ms)
-# and limit, a unique member, and for KEYS[4] the XRANGE start and count. Returns false for an unknown key
-# (nothing counted, nothing read), else {record, allowed, count, reset, limit, window, value, entries}: the
-# record's own `rate_limit` ("200/minute") wins over the default; `value` is KEYS[3]'s (false: none) for an
-# allowed request, `entries` KEYS[4]'s when KEYS[3] has a value (false otherwise).
-_KEY_AND_SLIDING_LOG = _SLIDING_LOG_FUNCTION + """
+# set, KEYS[3] and KEYS[4] (optional) what to read (see above); ARGV: the key's SHA-256, the default window (ms) and
+# limit, a unique member, and for KEYS[4] the XRANGE start and count. Returns false for an unknown key (nothing
+# counted, nothing read), else {record, allowed, count, reset, limit, window, value, entries}: the record's own
+# `rate_limit` ("200/minute") wins over the default.
+_KEY_AND_SLIDING_LOG = _SLIDING_LOG_FUNCTION + _READ_FUNCTION + """
 local record = redis.call('HGET', KEYS[1], ARGV[1])
 if not record then return false end
 local window, limit = tonumber(ARGV[2]), tonumber(ARGV[3])
@@ -73,10 +87,7 @@ if ok and type(decoded) == 'table' and type(decoded.rate_limit) == 'string' then
   if n and ms and tonumber(n) >= 1 then limit, window = tonumber(n), ms end
 end
 local counted = hit(KEYS[2], window, limit, ARGV[4])
-local value = false
-local entries = false
-if KEYS[3] and counted[1] == 1 then value = redis.call('GET', KEYS[3]) end
-if KEYS[4] and value then entries = redis.call('XRANGE', KEYS[4], ARGV[5], '+', 'COUNT', ARGV[6]) end
+local value, entries = read(counted[1], KEYS[3], KEYS[4], ARGV[5], ARGV[6])
 return {record, counted[1], counted[2], counted[3], limit, window, value, entries}
 """
 
@@ -136,6 +147,23 @@ class KeyHit(msgspec.Struct, frozen=True):
     entries: list[Any] | None = None  # the stream asked to be read with it, as XRANGE answers (None: not read)
 
 
+class Counted(msgspec.Struct, frozen=True):
+    """The decision on a request, and what was read with its count (see `RateLimiter.hit`)."""
+
+    decision: Decision
+    value: bytes | None = None
+    entries: list[Any] | None = None
+
+
+def _reads(read: str | None, read_stream: tuple[str, str, int] | None) -> tuple[list[str], list[str | int]]:
+    """The keys and arguments a script appends for what it reads with a count."""
+    if read is None:
+        return [], []
+    if read_stream is None:
+        return [read], []
+    return [read, read_stream[0]], [read_stream[1], read_stream[2]]
+
+
 class _Script(msgspec.Struct, frozen=True):
     text: str
     sha: str
@@ -168,9 +196,16 @@ class RateLimiter:
             return await self.pipelined.execute("EVAL", script.text, len(keys), *keys, *args)
 
     async def hit(self, identity: str, rate: Rate) -> Decision:
-        allowed, count, reset_ms = await self._run(_SLIDING_LOG_SCRIPT, [KEY_PREFIX + identity],
-                                                   [rate.window_s * 1000, rate.limit, _member()])
-        return decision(int(allowed), int(count), int(reset_ms), rate)
+        return (await self.hit_reading(identity, rate)).decision
+
+    async def hit_reading(self, identity: str, rate: Rate, *, read: str | None = None,
+                          read_stream: tuple[str, str, int] | None = None) -> Counted:
+        """`hit`, reading `read` (and `read_stream`) in the same round trip as `hit_key` does."""
+        keys, args = _reads(read, read_stream)
+        allowed, count, reset_ms, value, entries = await self._run(
+            _SLIDING_LOG_SCRIPT, [KEY_PREFIX + identity, *keys], [rate.window_s * 1000, rate.limit, _member(), *args])
+        return Counted(decision(int(allowed), int(count), int(reset_ms), rate), value,
+                       entries if isinstance(entries, list) else None)
 
     async def hit_key(self, records_hash: str, digest: str, default: Rate, *, read: str | None = None,
                       read_stream: tuple[str, str, int] | None = None) -> KeyHit | None:
@@ -179,14 +214,9 @@ class RateLimiter:
         which is not counted. `read`: a key whose value comes back in the same call when the request is allowed
         (the caller still decides whether the key may see it); `read_stream` (key, XRANGE start, count): a stream
         read too when `read` has a value, e.g. the events of the job read."""
-        keys = [records_hash, f"{KEY_PREFIX}key:{digest}"]
-        args: list[str | int] = [digest, default.window_s * 1000, default.limit, _member()]
-        if read is not None:
-            keys.append(read)
-            if read_stream is not None:
-                keys.append(read_stream[0])
-                args += [read_stream[1], read_stream[2]]
-        found = await self._run(_KEY_SCRIPT, keys, args)
+        keys, args = _reads(read, read_stream)
+        found = await self._run(_KEY_SCRIPT, [records_hash, f"{KEY_PREFIX}key:{digest}", *keys],
+                                [digest, default.window_s * 1000, default.limit, _member(), *args])
         if not found:
             return None
         record, allowed, count, reset_ms, limit, window_ms, value, entries = found

@@ -9,6 +9,8 @@ and `X-RateLimit-Reset` (seconds until one more request is allowed); over the li
 
 from __future__ import annotations
 
+from typing import Any
+
 from redis.asyncio import Redis
 from starlette.datastructures import State
 from starlette.exceptions import HTTPException
@@ -40,6 +42,10 @@ def rejection(identity: str, decision: Decision, rate: Rate) -> tuple[int, str, 
     return 429, "rate_limited", f"over the limit of {rate} for this {whose}; retry in {decision.reset_s} s"
 
 
+def backlog_of(after: str | None, entries: list[Any] | None) -> tuple[str, list[Any]] | None:
+    return None if after is None or entries is None else (after, entries)
+
+
 class RateLimit:
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
@@ -52,28 +58,36 @@ class RateLimit:
 
     async def count(self, request: Request) -> tuple[str, Rate, Decision]:
         """Count the request against its caller's limit: whose counter, at what rate, and the decision. The caller
-        is settled for the endpoint too; an API key is looked up and counted in one Redis round trip, which also
-        reads the record of the job a status, events or stream request reads (the endpoint checks that the key may
-        see it)."""
+        is settled for the endpoint too; an API key is looked up and counted in one Redis round trip. That round
+        trip (a token's count too) also reads the record of the job a status, events or stream request reads, and a
+        stream's first page of events; the endpoint checks that the caller may see them."""
         settings = request.app.state.settings
         limiter = self.limiter(request.app.state)
+        job_id = read_job_id(request.scope)
+        after = resume_after(request) if job_id is not None and reads_stream(request.scope) else None
+        read = None if job_id is None else job_key(job_id)
+        read_stream = None if job_id is None or after is None else (events_key(job_id), events_start(after),
+                                                                     BACKLOG_PAGE)
         if (credential := api_key_credential(request)) is not None:
-            digest, job_id = key_hash(credential), read_job_id(request.scope)
-            after = resume_after(request) if job_id is not None and reads_stream(request.scope) else None
-            found = await limiter.hit_key(
-                KEYS_HASH, digest, parse_rate(settings.rate_limit), read=None if job_id is None else job_key(job_id),
-                read_stream=None if after is None else (events_key(job_id), events_start(after), BACKLOG_PAGE))
+            digest = key_hash(credential)
+            found = await limiter.hit_key(KEYS_HASH, digest, parse_rate(settings.rate_limit), read=read,
+                                          read_stream=read_stream)
             if found is not None:
                 principal = await settle(request, key_principal(request, stored_key(found.record, digest)))
                 if principal is not None:
                     if job_id is not None and found.decision.allowed:
-                        backlog = None if after is None or found.entries is None else (after, found.entries)
-                        keep_prefetched(request.scope, job_id, found.value, backlog)
+                        keep_prefetched(request.scope, job_id, found.value, backlog_of(after, found.entries))
                     return principal.limit_identity, found.rate, found.decision
             else:
                 await settle(request, key_principal(request, None))
-        identity, rate = limit_for(await identify(request), client_ip(request), settings.rate_limit)
-        return identity, rate, await limiter.hit(identity, rate)
+        principal = await identify(request)
+        identity, rate = limit_for(principal, client_ip(request), settings.rate_limit)
+        if principal is None or job_id is None:  # no job to read, or no caller who could see it
+            return identity, rate, await limiter.hit(identity, rate)
+        counted = await limiter.hit_reading(identity, rate, read=read, read_stream=read_stream)
+        if counted.decision.allowed:
+            keep_prefetched(request.scope, job_id, counted.value, backlog_of(after, counted.entries))
+        return identity, rate, counted.decision
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "websocket":

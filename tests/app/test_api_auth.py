@@ -131,8 +131,10 @@ def own_reads(client: TestClient, monkeypatch: pytest.MonkeyPatch) -> list[str]:
     return reads
 
 
-def test_a_status_request_with_a_key_gets_the_job_in_the_call_that_looks_the_key_up(
+def test_a_status_request_gets_the_job_in_the_call_that_counts_it(
         client: TestClient, redis_url: str, own_reads: list[str]) -> None:
+    """With a key, the call that looks the key up; with a token, the call that counts it: the endpoint reads
+    nothing itself."""
     key, job_id = make_key(redis_url, repos=["acme/*"]), make_job(redis_url)
     url = f"/api/v1/job/{job_id}/status"
     answer = client.get(url, headers=bearer(key))
@@ -140,8 +142,10 @@ def test_a_status_request_with_a_key_gets_the_job_in_the_call_that_looks_the_key
     assert own_reads == []
     missing = client.get("/api/v1/job/ffffffffffffffffffffffff/status", headers=bearer(key))
     assert missing.status_code == 404 and missing.json()["code"] == "job_not_found" and own_reads == []
-    token, _ = issue_token(JWT_SECRET, "ci-bot", 600, ["jobs:read"])  # a token: the endpoint reads the job itself
-    assert client.get(url, headers=bearer(token)).json() == answer.json() and own_reads == [job_id]
+    token, _ = issue_token(JWT_SECRET, "ci-bot", 600, ["jobs:read"])
+    assert client.get(url, headers=bearer(token)).json() == answer.json() and own_reads == []
+    other, _ = issue_token(JWT_SECRET, "ci-bot", 600, ["jobs:read"], repos=["other/*"])
+    assert client.get(url, headers=bearer(other)).status_code == 404 and own_reads == []  # read, and not shown
 
 
 @pytest.mark.parametrize(("path", "job_id"), [

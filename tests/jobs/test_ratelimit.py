@@ -128,6 +128,20 @@ async def test_a_stream_read_with_the_count_comes_back_only_with_the_value(redis
     assert unread is not None and unread.value is not None and unread.entries is None
 
 
+async def test_a_count_without_a_key_reads_what_it_is_asked_to_when_allowed(redis: Redis, limiter: RateLimiter) -> None:
+    await redis.set("aqe:job:abc", b'{"id": "abc"}')
+    first = await redis.xadd("aqe:job:abc:events", {"type": "progress", "data": "{}"})
+    reads = {"read": "aqe:job:abc", "read_stream": ("aqe:job:abc:events", "-", 10)}
+    counted = [await limiter.hit_reading("jwt:ci", Rate(2, 60), **reads) for _ in range(3)]  # type: ignore[arg-type]
+    assert [(c.decision.allowed, c.value, c.entries) for c in counted] == \
+        [(True, b'{"id": "abc"}', [[first, [b"type", b"progress", b"data", b"{}"]]])] * 2 + [(False, None, None)]
+    missing = await limiter.hit_reading("jwt:other", Rate(2, 60), read="aqe:job:gone",
+                                        read_stream=("aqe:job:gone:events", "-", 10))
+    assert missing.decision.allowed and missing.value is None and missing.entries is None
+    plain = await limiter.hit_reading("jwt:third", Rate(2, 60))
+    assert plain.decision.remaining == 1 and plain.value is None and plain.entries is None
+
+
 async def test_the_sliding_log_counts_the_same_over_either_connection(limiter: RateLimiter) -> None:
     answers = [await limiter.hit("ip:10.0.0.2", Rate(2, 60)) for _ in range(3)]
     assert [(a.allowed, a.remaining) for a in answers] == [(True, 1), (True, 0), (False, 0)]
