@@ -21,6 +21,7 @@ from app.pages import EVENTS_TOKEN_TTL_S, SECURITY_HEADERS, html_page, login_url
 from app.session import SessionError, end_session, key_usable, same_origin_post, session_principal, set_session_cookie
 from jobs import audit, fleet
 from jobs.apikeys import find_key
+from jobs.ratelimit import Rate, RateLimiter
 from jobs.links import job_link_token
 from jobs.model import ALL_AGENTS, JobRecord, now
 
@@ -53,6 +54,9 @@ def login_form(next_path: str, problem: str = "", status_code: int = 200) -> Res
     return html_page("AQE: log in", body, status_code=status_code, headers=FORM_PAGE_HEADERS)
 
 
+LOGIN_RATE = Rate(limit=10, window_s=60)  # login attempts per client address
+
+
 async def login(request: Request) -> Response:
     if request.method == "GET":
         if await session_principal(request) is not None:
@@ -63,6 +67,12 @@ async def login(request: Request) -> Response:
     form = await request.form()
     key_text, next_path = str(form.get("key", "")).strip(), safe_next(str(form.get("next", "")))
     redis = request.app.state.redis
+    attempt = await RateLimiter(redis).hit(f"login:{client_ip(request)}", LOGIN_RATE)
+    if not attempt.allowed:  # before the key is looked at: no guessing, no flooding the audit log
+        response = login_form(next_path, f"Too many login attempts from this address; try again in "
+                                         f"{attempt.reset_s} s.", status_code=429)
+        response.headers.update(attempt.headers())
+        return response
     found = await find_key(redis, key_text)
     try:
         key = key_usable(found, now())

@@ -219,6 +219,18 @@ def test_logins_refusals_and_logouts_are_audited_without_the_key(client: TestCli
     assert not any(secret in str(msgspec.to_builtins(e)) for e in entries for secret in (key, scopeless, "Z" * 32))
 
 
+def test_login_attempts_are_limited_per_address(client: TestClient, redis_url: str) -> None:
+    key = make_key(redis_url, "alice")
+    answers = [login(client, "aqe_" + "Z" * 32) for _ in range(10)]
+    assert {a.status_code for a in answers} == {401}
+    refused = login(client, key)  # the right key too: the address is over its limit, the key is not looked at
+    assert refused.status_code == 429 and "Too many login attempts" in refused.text
+    assert int(refused.headers["retry-after"]) > 0 and refused.headers["x-ratelimit-remaining"] == "0"
+    assert COOKIE not in refused.headers.get("set-cookie", "")
+    actions = [e.action for e in with_redis(lambda r: audit.recent(r), redis_url)]
+    assert actions == ["session.refused"] * 10  # the refused attempts past the limit are not audited one by one
+
+
 def test_a_revoked_or_expired_key_s_session_is_refused_from_the_next_request(client: TestClient,
                                                                             redis_url: str) -> None:
     job_id = make_job(redis_url)
