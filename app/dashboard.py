@@ -21,9 +21,9 @@ from app.pages import EVENTS_TOKEN_TTL_S, SECURITY_HEADERS, html_page, login_url
 from app.session import SessionError, end_session, key_usable, same_origin_post, session_principal, set_session_cookie
 from jobs import audit, fleet
 from jobs.apikeys import find_key
-from jobs.ratelimit import Rate, RateLimiter
 from jobs.links import job_link_token
 from jobs.model import ALL_AGENTS, JobRecord, now
+from jobs.ratelimit import Rate, RateLimiter
 
 RECENT_JOBS = 20
 RECENT_SCAN = 500  # records looked at for a repository-limited key's recent jobs

@@ -1,7 +1,7 @@
 """`aqe web --processes N`: N web processes serving one port, so one machine's cores all answer.
 
-The parent binds the socket once and starts N `aqe web --fd <fd>` children that accept on it (the kernel hands
-each new connection to one idle child). Everything the children share lives in Redis (jobs, streams, rate
+The parent binds the socket once and starts N `aqe web --fd <fd>` children that accept on it (each new
+connection goes to whichever child accepts it first, so a busy child takes fewer). Everything the children share lives in Redis (jobs, streams, rate
 limits, deliveries), so any child answers any request and resumes any stream. The parent only supervises:
 SIGTERM or SIGINT stops every child gracefully; a child that dies is replaced, unless it dies within
 `EARLY_EXIT_S` of its start (a broken configuration: restarting would only loop), which stops them all.
