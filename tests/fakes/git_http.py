@@ -56,6 +56,17 @@ def git(*args: str | Path) -> str:
     return out
 
 
+def serve_bare_clone(source_repo: Path, dest: Path, default_branch: str) -> None:
+    """Bare-clone `source_repo` into `dest` as a forge serves it over smart HTTP: partial clones and fetches of any
+    sha allowed (as GitHub and GitLab do), no pushes, HEAD on `default_branch`."""
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    git("clone", "--bare", "--quiet", source_repo, dest)
+    for key, value in (("uploadpack.allowFilter", "true"), ("uploadpack.allowAnySHA1InWant", "true"),
+                       ("http.receivepack", "false")):
+        git("--git-dir", dest, "config", key, value)
+    git("--git-dir", dest, "symbolic-ref", "HEAD", f"refs/heads/{default_branch}")
+
+
 def cgi_env(request: Request, *, project_root: Path, path_info: str, remote_user: str) -> dict[str, str]:
     """The CGI environment of `git http-backend` for `request` (`path_info` is `/<repo>.git/<rest>`)."""
     headers = request.headers

@@ -52,7 +52,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from tests.fakes.git_http import cgi_env, http_backend
+from tests.fakes.git_http import cgi_env, http_backend, serve_bare_clone
 from tests.fakes.git_http import git as _git
 from tests.fakes.git_http import git_env as _git_env
 from tests.fakes.server import FakeServer, Fault, Waitable, take_fault
@@ -575,15 +575,7 @@ class FakeGitHub(FakeServer, Waitable):
         dest = self.repo_path(full_name)
         if dest.exists():
             raise ValueError(f"{full_name} already exists; use update_repo()")
-        dest.parent.mkdir(parents=True, exist_ok=True)
-        _git("clone", "--bare", "--quiet", source_repo, dest)
-        for key, value in (
-            ("uploadpack.allowFilter", "true"),
-            ("uploadpack.allowAnySHA1InWant", "true"),
-            ("http.receivepack", "false"),
-        ):
-            _git("--git-dir", dest, "config", key, value)
-        _git("--git-dir", dest, "symbolic-ref", "HEAD", f"refs/heads/{default_branch}")
+        serve_bare_clone(source_repo, dest, default_branch)
         with self.lock:
             self._repos[full_name] = self._repo_object(full_name, default_branch=default_branch)
             if public:

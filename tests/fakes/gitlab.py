@@ -56,7 +56,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from tests.fakes.git_http import cgi_env, http_backend
+from tests.fakes.git_http import cgi_env, http_backend, serve_bare_clone
 from tests.fakes.git_http import git as _git
 from tests.fakes.git_http import git_env as _git_env
 from tests.fakes.git_http import run_git as _run_git
@@ -354,12 +354,7 @@ class FakeGitLab(FakeServer, Waitable):
         dest = self.repo_path(path_with_namespace)
         if dest.exists():
             raise ValueError(f"{path_with_namespace} already exists; use update_project()")
-        dest.parent.mkdir(parents=True, exist_ok=True)
-        _git("clone", "--bare", "--quiet", source_repo, dest)
-        for key, value in (("uploadpack.allowFilter", "true"), ("uploadpack.allowAnySHA1InWant", "true"),
-                           ("http.receivepack", "false")):
-            _git("--git-dir", dest, "config", key, value)
-        _git("--git-dir", dest, "symbolic-ref", "HEAD", f"refs/heads/{default_branch}")
+        serve_bare_clone(source_repo, dest, default_branch)
         with self.lock:
             project = _Project(next(self._ids["project"]), path_with_namespace, default_branch, visibility)
             self._projects[path_with_namespace] = project
