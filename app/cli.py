@@ -41,9 +41,11 @@ def _logging(settings: Settings, *, buffered: bool = False) -> None:
 # How `aqe web` serves the app (the webhook benchmark serves its bare baseline the same way).
 # log_config=None: uvicorn must not run its dictConfig, which would close the handler configure_logging installed.
 # No per-message deflate on WebSockets: the stream's messages are small JSON, compressing them costs more CPU per
-# connection than it saves bytes.
+# connection than it saves bytes. `http`, `ws`: httptools and websockets' sans-I/O protocol, without the reference
+# cycles that made every WebSocket connection garbage for the collector (app/uvicorn_protocols.py).
 UVICORN_OPTIONS = {"access_log": False, "proxy_headers": True, "timeout_graceful_shutdown": 10, "log_config": None,
-                   "ws_per_message_deflate": False}
+                   "ws_per_message_deflate": False, "http": "app.uvicorn_protocols:HttpProtocol",
+                   "ws": "app.uvicorn_protocols:WebSocketProtocol"}
 
 
 def tune_gc_for_requests() -> None:

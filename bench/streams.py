@@ -265,9 +265,10 @@ async def closed_loop(port: int, path: str, headers: dict[str, str], clients: in
 def start_baseline(work: Path, processes: int, pinned: bool) -> tuple[subprocess.Popen[bytes], int]:
     """`bench/bare_ws_app.py` served by uvicorn with `aqe web`'s options, as many processes as `aqe web`."""
     port = free_port()
-    argv = [sys.executable, "-m", "uvicorn", "bare_ws_app:app", "--app-dir", str(ROOT / "bench"), "--host",
-            "127.0.0.1", "--port", str(port), "--workers", str(processes), "--no-access-log", "--proxy-headers",
-            "--ws-per-message-deflate", "False", "--log-level", "warning"]
+    code = ("import uvicorn\nfrom app.cli import UVICORN_OPTIONS\n"
+            f"uvicorn.run('bare_ws_app:app', app_dir={str(ROOT / 'bench')!r}, host='127.0.0.1', port={port}, "
+            f"workers={processes}, log_level='warning', **UVICORN_OPTIONS)\n")
+    argv = [sys.executable, "-c", code]
     return start(argv, dict(os.environ), work / "baseline.log", f"http://127.0.0.1:{port}/", cwd=ROOT,
                  core=0 if pinned else None), port
 
