@@ -18,7 +18,7 @@ from app import dashboard, health, pages, webhooks
 from app.api.errors import ApiError, api_error, http_error, server_error
 from app import metrics
 from app.api import openapi
-from app.api.routes import api_v1
+from app.api.routes import api_v1, job_stream
 from jobs.event_hub import EventHub
 from jobs.logs import configure_logging
 from jobs.oidc import OidcVerifier
@@ -52,8 +52,9 @@ def create_app(settings: Settings) -> Starlette:
             if pipelined is not None:
                 await pipelined.close()
 
-    routes = [
-        api_v1,  # first: the API's requests are the many, and no other route starts with /api/v1
+    routes = [  # the API's first: its requests are the many, and no other route starts with /api/v1
+        job_stream,
+        api_v1,
         Route("/webhooks/github", webhooks.github, methods=["POST"]),
         Route("/webhooks/gitlab", webhooks.gitlab, methods=["POST"]),
         Route("/healthz", health.healthz, methods=["GET"]),
