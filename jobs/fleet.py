@@ -7,6 +7,9 @@ Redis keys:
   aqe:agent-runs:{agent}          -> the agent's latest runs, newest first: "<finished_at> <duration_s> <conclusion>"
                                      (at most RECENT_RUNS)
   aqe:agent-counts                -> hash "<agent>:<conclusion>" -> runs since the counts were last reset
+  aqe:job-runs:{forge}:{repo}:{agents}
+                                  -> how long the repository's latest completed jobs asking for these agents
+                                     ("*": those its `.aqe.yml` picks) took, newest first (at most eta.RECENT_JOBS)
 """
 
 from __future__ import annotations
@@ -22,7 +25,8 @@ from redis.asyncio import Redis
 
 from jobs.redis_pipelined import PipelinedRedis
 
-from jobs.model import ALL_AGENTS, AgentResult, Priority
+from jobs import eta
+from jobs.model import ALL_AGENTS, AgentResult, JobRecord, Priority, RunRequest
 from jobs.store import ARQ_QUEUE, queued_key
 from jobs.worker_health import HEALTH_KEY
 
@@ -34,6 +38,7 @@ RECENT_RUNS = 200
 WORKER_PREFIX = "aqe:worker:"
 WORKERS_KEY = "aqe:workers"  # worker ids by last heartbeat: no SCAN of the keyspace (it holds every job)
 COUNTS_KEY = "aqe:agent-counts"
+JOB_RUNS_TTL_S = 90 * 24 * 3600  # a repository no job ran for in this long is forgotten
 REDIS_INFO_FIELDS = ("redis_version", "valkey_version", "uptime_in_seconds", "connected_clients", "used_memory",
                      "used_memory_human", "maxmemory", "total_commands_processed", "role")
 
@@ -68,6 +73,27 @@ async def record_agent_run(redis: Redis, result: AgentResult, finished_at: float
         pipe.ltrim(runs_key(result.agent), 0, RECENT_RUNS - 1)
         pipe.hincrby(COUNTS_KEY, f"{result.agent}:{result.conclusion}", 1)
         await pipe.execute()
+
+
+def job_runs_key(request: RunRequest) -> str:
+    return f"aqe:job-runs:{request.forge}:{request.repo}:{','.join(sorted(request.agents)) or '*'}"
+
+
+async def record_job_run(redis: Redis, record: JobRecord) -> None:
+    """A completed job's duration, for the estimates of the next ones of its kind (`jobs.eta`)."""
+    if record.status != "completed" or record.started_at is None or record.finished_at is None:
+        return
+    key = job_runs_key(record.request)
+    async with redis.pipeline(transaction=False) as pipe:
+        pipe.lpush(key, f"{record.finished_at - record.started_at:.3f}")
+        pipe.ltrim(key, 0, eta.RECENT_JOBS - 1)
+        pipe.expire(key, JOB_RUNS_TTL_S)
+        await pipe.execute()
+
+
+async def expected_duration(redis: Redis, request: RunRequest) -> float | None:
+    """How long a job of `request`'s kind takes, from the repository's recent ones (None: none completed yet)."""
+    return eta.expected_duration([float(raw) for raw in await redis.lrange(job_runs_key(request), 0, -1)])
 
 
 def percentile(values: list[float], fraction: float) -> float | None:

@@ -137,6 +137,7 @@ class JobRecord(msgspec.Struct, kw_only=True):
     callbacks: list[CallbackAttempt] = []
     report_refs: dict[str, int] = {}  # forge objects per agent (check run ids), reused if the job is retried
     attempts: int = 0
+    expected_s: float | None = None  # how long its repository's recent jobs of its kind took (jobs.eta)
 
 
 def now() -> float:

@@ -17,7 +17,7 @@ from typing import Any
 
 import msgspec
 
-from jobs import callbacks, checkout, fleet
+from jobs import checkout, fleet
 from jobs.checkout import Source
 from jobs.agents.base import AgentOptions, LlmOptions, Progress, Workspace
 from jobs.agents.registry import AGENTS
@@ -33,6 +33,7 @@ from jobs.reporting.render import LEVEL_ORDER
 from jobs.services import Services
 from jobs.settings import Settings
 from jobs.store import JobStore, finish_step, start_step
+from jobs.tasks.callback import send_result
 
 log = logging.getLogger("aqe.pipeline")
 
@@ -254,22 +255,14 @@ class JobRun:
         await self._call_back()
 
     async def _call_back(self) -> None:
-        """The request's `callback_url` gets the result once the job has ended (`jobs.callbacks`)."""
-        if not self.record.request.callback_url or self.record.status not in TERMINAL_STATUSES:
-            return
-        settings = self.services.settings
-        status_url = f"{settings.public_url}/api/v1/job/{self.record.id}/status"
-        try:
-            await callbacks.deliver(self.services.http, self.record, settings.callback_secret, status_url,
-                                    self.services.store.update, denied=settings.denied_networks)
-        except Exception:
-            log.exception("job %s: the completion callback failed", self.record.id)
+        await send_result(self.services, self.record)
 
     async def _steps(self) -> None:
         req = self.record.request
         self.record.status, self.record.started_at = "running", self.record.started_at or now()
         self.record.attempts += 1
         self.record.results.clear()  # a retried job reports this try's results, not also the last one's
+        self.record.expected_s = await fleet.expected_duration(self.services.redis, req)  # for the status's ETA
         await self.tracker.step("authenticate", 2)
         token = await self.forge.token(self.services, req)
         self.reporter = RecordReporter() if req.from_api else await self.forge.reporter(self.services, self.record,
@@ -305,6 +298,7 @@ class JobRun:
         await self.reporter.summarise(self.record, await self.services.store.extra_prs(self.record.id))
         await self._store_baseline()
         await self.tracker.finish("completed", conclusion=overall_conclusion(self.record.results))
+        await fleet.record_job_run(self.services.redis, self.record)  # only a job that ran to its end says how long
 
     async def _bring_inputs(self, workspace: Workspace) -> None:
         """Files the request brought (an uploaded coverage report) into the scratch space, as agents' artifacts."""

@@ -47,6 +47,7 @@ DELIVERY_LOG_MAXLEN = 100_000
 ARQ_JOB_PREFIX = "arq:job:"
 ARQ_QUEUE = "arq:queue"
 ARQ_FUNCTION = "analyse"
+ARQ_CALLBACK_FUNCTION = "callback"  # jobs.tasks.callback: the callback of a job no worker ran
 ARQ_EXPIRES_MS = 24 * 3600 * 1000
 
 
@@ -91,14 +92,18 @@ def new_job_id() -> str:
 
 
 # KEYS: delivery key, active key. ARGV: job id, arq job bytes, score (ms), record json, PR number or "",
-# event, action, repo, queue score (ms: the score less the priority's head start), priority, then optionally an
-# audit entry's fields without its target (the job queued or joined; jobs.audit.Draft). The other keys derive from
-# the job id; the constants are formatted in below.
+# event, action, repo, queue score (ms: the score less the priority's head start), priority, how long the delivery
+# key is kept (s; 0: not at all, nothing will ask for it again), then optionally an audit entry's fields without
+# its target (the job queued or joined; jobs.audit.Draft). The other keys derive from the job id; the constants are
+# formatted in below.
 _ENQUEUE_LUA = """
 local function audit(target)
-  if #ARGV > 10 then
-    redis.call('XADD', '%(audit_stream)s', 'MAXLEN', '~', %(audit_maxlen)d, '*', 'target', target, unpack(ARGV, 11))
+  if #ARGV > 11 then
+    redis.call('XADD', '%(audit_stream)s', 'MAXLEN', '~', %(audit_maxlen)d, '*', 'target', target, unpack(ARGV, 12))
   end
+end
+local function remember(id)
+  if ARGV[11] ~= '0' then redis.call('SET', KEYS[1], id, 'EX', ARGV[11]) end
 end
 local seen = redis.call('GET', KEYS[1])
 if seen then return {'duplicate', seen} end
@@ -108,7 +113,7 @@ if active then
     redis.call('SADD', 'aqe:job:' .. active .. ':prs', ARGV[5])
     redis.call('EXPIRE', 'aqe:job:' .. active .. ':prs', %(record_ttl)d)
   end
-  redis.call('SET', KEYS[1], active, 'EX', %(delivery_ttl)d)
+  remember(active)
   redis.call('XADD', 'aqe:deliveries', 'MAXLEN', '~', %(log_maxlen)d, '*', 'event', ARGV[6], 'action', ARGV[7],
              'repo', ARGV[8], 'outcome', 'coalesced', 'job', active)
   audit(active)
@@ -124,13 +129,13 @@ redis.call('XADD', 'aqe:job:' .. id .. ':events', 'MAXLEN', '~', %(stream_maxlen
            'data', '{"status":"queued","progress":0.0}')
 redis.call('EXPIRE', 'aqe:job:' .. id .. ':events', %(record_ttl)d)
 redis.call('ZADD', 'aqe:jobs', ARGV[3], id)
-redis.call('SET', KEYS[1], id, 'EX', %(delivery_ttl)d)
+remember(id)
 redis.call('XADD', 'aqe:deliveries', 'MAXLEN', '~', %(log_maxlen)d, '*', 'event', ARGV[6], 'action', ARGV[7],
            'repo', ARGV[8], 'outcome', 'queued', 'job', id)
 audit(id)
 return {'queued', id}
 """ % {"audit_stream": audit.STREAM, "audit_maxlen": audit.MAXLEN, "record_ttl": RECORD_TTL_S,
-       "delivery_ttl": DELIVERY_TTL_S, "log_maxlen": DELIVERY_LOG_MAXLEN, "active_ttl": ACTIVE_TTL_S,
+       "log_maxlen": DELIVERY_LOG_MAXLEN, "active_ttl": ACTIVE_TTL_S,
        "arq_prefix": ARQ_JOB_PREFIX, "arq_expires_ms": ARQ_EXPIRES_MS, "arq_queue": ARQ_QUEUE,
        "stream_maxlen": STREAM_MAXLEN}
 
@@ -174,9 +179,9 @@ _arq_encoder = msgspec.msgpack.Encoder(enc_hook=_exception_ext)
 _arq_decoder = msgspec.msgpack.Decoder(ext_hook=_ext)
 
 
-def arq_job_bytes(job_id: str, enqueue_ms: int) -> bytes:
+def arq_job_bytes(job_id: str, enqueue_ms: int, function: str = ARQ_FUNCTION) -> bytes:
     """The job exactly as arq's `serialize_job` would store it, with our msgpack serializer."""
-    return _arq_encoder.encode({"t": None, "f": ARQ_FUNCTION, "a": [job_id], "k": {}, "et": enqueue_ms})
+    return _arq_encoder.encode({"t": None, "f": function, "a": [job_id], "k": {}, "et": enqueue_ms})
 
 
 def arq_serialize(obj: Any) -> bytes:
@@ -214,16 +219,17 @@ class JobStore:
             return await self.pipelined.execute("EVAL", _ENQUEUE_LUA, len(keys), *keys, *args)
 
     async def enqueue(self, request: RunRequest, *, delivery_key: str, event: str = "", action: str = "",
-                      audited: audit.Draft | None = None) -> EnqueueOutcome:
+                      audited: audit.Draft | None = None, remember_s: int = DELIVERY_TTL_S) -> EnqueueOutcome:
         """Dedupe by delivery, coalesce by meaning, enqueue for arq and create the record: one round trip, which
-        also appends `audited` to the audit log with the job queued or joined as its target (not for a duplicate)."""
+        also appends `audited` to the audit log with the job queued or joined as its target (not for a duplicate).
+        `remember_s`: how long a retry with the same `delivery_key` gets this job (0: no retry will come)."""
         job_id, created = new_job_id(), now()
         record = JobRecord(id=job_id, status="queued", request=request, created_at=created)
         score = int(created * 1000)
         queue_score = score - PRIORITY_HEAD_START_MS[request.priority]
         keys = [delivery_key, f"aqe:active:{request.dedupe_key()}"]
         args = [job_id, arq_job_bytes(job_id, score), score, json_encoder.encode(record),
-                request.pr_number or "", event, action, request.repo, queue_score, request.priority,
+                request.pr_number or "", event, action, request.repo, queue_score, request.priority, remember_s,
                 *(audited.fields_without_target() if audited is not None else ())]
         state, found = await self._run_enqueue(keys, args)
         outcome = EnqueueOutcome(state.decode(), found.decode())
@@ -231,10 +237,12 @@ class JobStore:
             audited.logged(outcome.job_id)
         return outcome
 
-    async def create_finished(self, record: JobRecord, delivery_key: str) -> EnqueueOutcome:
+    async def create_finished(self, record: JobRecord, delivery_key: str,
+                              remember_s: int = DELIVERY_TTL_S) -> EnqueueOutcome:
         """A job the web process answered itself (e.g. the gate on given metrics): listed like any other, with
-        its stream's final event; a retried request with the same delivery key gets the first one."""
-        if not await self.redis.set(delivery_key, record.id, ex=DELIVERY_TTL_S, nx=True):
+        its stream's final event; a retried request with the same delivery key gets the first one (for
+        `remember_s`; 0: no retry will come)."""
+        if remember_s and not await self.redis.set(delivery_key, record.id, ex=remember_s, nx=True):
             existing = await self.redis.get(delivery_key)
             return EnqueueOutcome("duplicate", existing.decode() if existing else record.id)
         await self.redis.zadd("aqe:jobs", {record.id: int(record.created_at * 1000)})
@@ -291,6 +299,13 @@ class JobStore:
         keys = [f"arq:in-progress:{job_id}", ARQ_QUEUE, f"{ARQ_JOB_PREFIX}{job_id}", "arq:abort"]
         answer = await self.redis.eval(_CANCEL_LUA, len(keys), *keys, job_id, int(time.time() * 1000))
         return answer.decode() if isinstance(answer, bytes) else str(answer)
+
+    async def enqueue_callback(self, job_id: str) -> None:
+        """Have a worker send the callback of a job that ended without one (once: arq job `callback:<id>`)."""
+        arq_id, at_ms = f"callback:{job_id}", int(time.time() * 1000)
+        if await self.redis.set(ARQ_JOB_PREFIX + arq_id, arq_job_bytes(job_id, at_ms, ARQ_CALLBACK_FUNCTION),
+                                px=ARQ_EXPIRES_MS, nx=True):
+            await self.redis.zadd(ARQ_QUEUE, {arq_id: at_ms})
 
     async def recent(self, *, before_ms: int | None, batch: int) -> list[tuple[str, int]]:
         """Job ids with their creation time (ms), newest first, created before `before_ms`."""

@@ -13,14 +13,17 @@ from arq.worker import Worker
 from redis.asyncio import Redis
 
 from jobs import fleet
+from jobs.callbacks import ATTEMPT_DELAYS_S, TIMEOUT_S
 from jobs.pipeline import JOB_TIMEOUT_S, MAX_TRIES
 from jobs.services import Services
 from jobs.settings import Settings
-from jobs.store import ARQ_FUNCTION, ARQ_QUEUE, arq_deserialize, arq_serialize
+from jobs.store import ARQ_CALLBACK_FUNCTION, ARQ_FUNCTION, ARQ_QUEUE, arq_deserialize, arq_serialize
 from jobs.tasks.analyse import analyse
+from jobs.tasks.callback import callback
 from jobs.worker_health import HEALTH_INTERVAL_S
 
 log = logging.getLogger("aqe.worker")
+CALLBACK_TIMEOUT_S = sum(ATTEMPT_DELAYS_S) + len(ATTEMPT_DELAYS_S) * (TIMEOUT_S + 5)  # every attempt, with margin
 
 
 class AqeWorker(Worker):
@@ -71,7 +74,8 @@ def create_worker(settings: Settings, *, max_jobs: int = 4, burst: bool = False)
             await services.redis.aclose()
 
     return AqeWorker(
-        functions=[func(analyse, name=ARQ_FUNCTION, timeout=JOB_TIMEOUT_S + 120, max_tries=MAX_TRIES)],
+        functions=[func(analyse, name=ARQ_FUNCTION, timeout=JOB_TIMEOUT_S + 120, max_tries=MAX_TRIES),
+                   func(callback, name=ARQ_CALLBACK_FUNCTION, timeout=CALLBACK_TIMEOUT_S, max_tries=1)],
         queue_name=ARQ_QUEUE,
         redis_settings=RedisSettings.from_dsn(redis_url),
         on_startup=on_startup,

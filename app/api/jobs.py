@@ -12,6 +12,7 @@ from starlette.types import Scope
 
 from app.api.auth import Principal, require_job_visible, require_scope
 from app.api.errors import ApiError
+from jobs.eta import remaining_s
 from jobs.model import TERMINAL_STATUSES, JobRecord, now
 from jobs.store import stored_record
 
@@ -59,9 +60,13 @@ async def read_job(connection: HTTPConnection, job_id: str) -> JobRecord | None:
     return await connection.app.state.store.get(job_id)
 
 
-def status_view(record: JobRecord) -> dict:
+def status_view(record: JobRecord, at: float | None = None) -> dict:
+    """The status endpoint's answer (as of `at`, epoch s: now by default)."""
     view = msgspec.to_builtins(record)
     view["steps"] = [{**msgspec.to_builtins(s), "duration_s": s.duration_s} for s in record.steps]
+    at = now() if at is None else at
+    left = remaining_s(record, at)
+    view["eta_s"], view["eta"] = left, None if left is None else round(at + left, 3)
     view["result"] = {"conclusion": record.conclusion, "agents": view.pop("results", [])} if record.conclusion else None
     return view
 
@@ -153,5 +158,7 @@ async def cancel_job(request: Request) -> Response:
         record.conclusion, record.error = "cancelled", "cancelled through the API before it started"
         await store.save(record, "error", {"status": "cancelled", "progress": record.progress,
                                            "conclusion": "cancelled", "error": record.error})
+        if record.request.callback_url:  # no worker will run it, so none sends its callback: one is asked to
+            await store.enqueue_callback(record.id)
     answer = {"job_id": record.id, "status": "cancelled" if outcome == "removed" else "cancelling"}
     return Response(_encode(answer), status_code=202, media_type="application/json")

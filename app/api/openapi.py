@@ -76,6 +76,9 @@ class JobView(msgspec.Struct, kw_only=True):
     artifacts: list[str]
     callbacks: list[CallbackAttempt]
     attempts: int
+    expected_s: float | None  # the median duration of the repository's last 20 completed jobs of its kind
+    eta_s: float | None  # seconds it is expected still to run; null while queued, without an estimate, once ended
+    eta: float | None  # when it should end (epoch seconds)
 
 
 class JobSummary(msgspec.Struct, kw_only=True):
@@ -121,8 +124,9 @@ class Operation:
 
 JOB_ID = {"name": "job_id", "in": "path", "required": True,
           "schema": {"type": "string", "pattern": "^[0-9a-f]{24}$"}}
-IDEMPOTENCY = {"name": "Idempotency-Key", "in": "header", "required": False, "schema": {"type": "string",
-               "minLength": 1, "maxLength": 200}, "description": "a retried request with the same key gets the same job"}
+IDEMPOTENCY = {"name": "Idempotency-Key", "in": "header", "required": False,
+               "schema": {"type": "string", "minLength": 1, "maxLength": 200},
+               "description": "a request retried with the same key within 24 h gets the same job"}
 SHA = "0123456789abcdef0123456789abcdef01234567"
 START = (400, 401, 403, 413, 415, 422, 429, 503)
 

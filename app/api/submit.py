@@ -243,14 +243,18 @@ def job_links(public_url: str, job_id: str) -> dict[str, str]:
             "events_url": f"{public_url}{base}/events"}
 
 
-def delivery_key(request: Request, principal: str) -> str:
-    """The Idempotency-Key (per caller) as the enqueue script's dedupe key; a fresh one without it."""
+IDEMPOTENCY_S = 24 * 3600  # a request retried with the same Idempotency-Key within this gets the same job
+
+
+def delivery_key(request: Request, principal: str) -> tuple[str, int]:
+    """The Idempotency-Key (per caller) as the enqueue script's dedupe key, and how long it is kept; without one,
+    a fresh key kept not at all (nothing can ask for it again)."""
     key = request.headers.get("idempotency-key")
     if key is None:
-        return f"aqe:delivery:api:{secrets.token_hex(12)}"
+        return f"aqe:delivery:api:{secrets.token_hex(12)}", 0
     if not 1 <= len(key) <= 200:
         raise ApiError(422, "invalid_request", "Idempotency-Key: 1 to 200 characters")
-    return "aqe:delivery:api:" + hashlib.sha256(f"{principal}\0{key}".encode()).hexdigest()
+    return "aqe:delivery:api:" + hashlib.sha256(f"{principal}\0{key}".encode()).hexdigest(), IDEMPOTENCY_S
 
 
 async def _read_capped(request: Request, limit: int) -> bytes:
@@ -288,8 +292,9 @@ async def accepted(request: Request, principal: Principal, run: RunRequest, name
     store = request.app.state.store
     started = audit.Draft(actor=principal.actor, action="job.started", ip=client_ip(request),
                           detail=f"api.{name} {run.repo}", at=time.time())
-    outcome = await store.enqueue(run, delivery_key=delivery_key(request, principal.limit_identity),
-                                  event="api", action=name, audited=started)  # audited in the same round trip
+    key, remember_s = delivery_key(request, principal.limit_identity)
+    outcome = await store.enqueue(run, delivery_key=key, event="api", action=name, audited=started,
+                                  remember_s=remember_s)  # audited in the same round trip
     return await _answer(request, principal, outcome, "queued", name, run.repo, audited=True)
 
 
@@ -368,6 +373,7 @@ class GateRequest(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     conclusions: dict[str, Conclusion] = {}  # agent -> its conclusion (default: success)
     conditions: dict[str, Any] = {}  # `quality_gate` keys laid over the defaults (or the job's `.aqe.yml`)
     repo: str = ""  # what the figures are of, for listings
+    callback_url: str | None = None  # POSTed the result, signed, as for any job (by a worker, off this request)
 
 
 def gate_config(conditions: dict[str, Any]) -> GateConfig:
@@ -415,15 +421,21 @@ async def quality_gate(request: Request) -> Response:
     principal = await require_scope(request, "jobs:write")
     body = await _body(request, GateRequest)
     config = gate_config(body.conditions)
+    if body.callback_url is not None and (why := checked_callback_url(body.callback_url)):
+        raise ApiError(422, "invalid_request", f"callback_url: {why}")
     results, request_of = await _gate_inputs(request, principal, body)
     if request_of.repo:
         require_repo(principal, request_of.repo, request_of.forge)
+    request_of.callback_url = body.callback_url
     gate = gate_result("quality-gate", config, results)
     started = now()
     record = JobRecord(id=new_job_id(), status="completed", request=request_of, created_at=started,
                        started_at=started, finished_at=started, progress=100.0, agents=["quality-gate"],
                        results=[gate], conclusion=gate.conclusion)
-    outcome = await request.app.state.store.create_finished(record, delivery_key(request, principal.limit_identity))
+    store = request.app.state.store
+    outcome = await store.create_finished(record, *delivery_key(request, principal.limit_identity))
+    if outcome.state == "created" and body.callback_url:
+        await store.enqueue_callback(record.id)
     return await _answer(request, principal, outcome, "completed", "quality-gate", request_of.repo,
                          conclusion=gate.conclusion)
 

@@ -13,7 +13,7 @@ from starlette.testclient import TestClient
 from app.main import create_app
 from jobs import apikeys
 from jobs.model import RunRequest
-from jobs.store import JobStore
+from jobs.store import JobStore, arq_deserialize
 
 
 @pytest.fixture
@@ -64,6 +64,26 @@ def test_a_queued_job_is_cancelled_at_once_and_leaves_the_queue(client: TestClie
     again = client.post(f"/api/v1/job/{job_id}/cancel", headers=headers)
     assert again.status_code == 409 and again.json()["code"] == "job_ended"
     assert client.post("/api/v1/job/ffffffffffffffffffffffff/cancel", headers=headers).status_code == 404
+
+
+def test_a_queued_job_cancelled_with_a_callback_url_has_a_worker_send_its_callback(
+        client: TestClient, redis_url: str) -> None:
+    headers, _ = asyncio.run(_seed(redis_url, []))
+
+    async def queued_with_callback() -> str:
+        redis = Redis.from_url(redis_url)
+        request = RunRequest(forge="github", repo="acme/a", clone_url="u", head_sha="c" * 40, trigger="api.test",
+                             agents=["tests"], callback_url="https://ci.example.com/aqe-done")
+        job_id = (await JobStore(redis).enqueue(request, delivery_key="aqe:delivery:api:cb")).job_id
+        await redis.aclose()
+        return job_id
+
+    job_id = asyncio.run(queued_with_callback())
+    assert client.post(f"/api/v1/job/{job_id}/cancel", headers=headers).json()["status"] == "cancelled"
+    sync = redis_sync.Redis.from_url(redis_url)
+    assert sync.zrange("arq:queue", 0, -1) == [f"callback:{job_id}".encode()]  # the analysis left, its callback came
+    assert arq_deserialize(sync.get(f"arq:job:callback:{job_id}"))["f"] == "callback"
+    assert arq_deserialize(sync.get(f"arq:job:callback:{job_id}"))["a"] == [job_id]
 
 
 def test_a_job_a_worker_has_taken_is_flagged_for_arq_to_abort(client: TestClient, redis_url: str) -> None:
@@ -130,3 +150,18 @@ def test_oversized_or_mistyped_bodies_are_refused_before_any_work(client: TestCl
     form = client.post("/api/v1/security/scan", data={"repo": "acme/a"}, headers=headers)
     assert form.status_code == 415 and form.json()["code"] == "unsupported_media_type"
     assert redis_sync.Redis.from_url(redis_url).zcard("arq:queue") == 0
+
+
+def test_an_idempotency_key_gets_the_same_job_for_24_hours_and_no_key_is_kept_without_one(
+        client: TestClient, redis_url: str) -> None:
+    headers, _ = asyncio.run(_seed(redis_url, []))
+    body = {"repo": "https://git.example.com/acme/a.git", "sha": "a" * 40}
+    first = client.post("/api/v1/security/scan", json=body, headers={**headers, "Idempotency-Key": "build-7"})
+    again = client.post("/api/v1/security/scan", json=body, headers={**headers, "Idempotency-Key": "build-7"})
+    assert first.status_code == again.status_code == 202, first.text
+    assert again.json()["job_id"] == first.json()["job_id"] and again.json()["outcome"] == "duplicate"
+    sync = redis_sync.Redis.from_url(redis_url)
+    [kept] = sync.keys("aqe:delivery:api:*")
+    assert 24 * 3600 - 60 < sync.ttl(kept) <= 24 * 3600
+    other = client.post("/api/v1/security/scan", json={**body, "sha": "b" * 40}, headers=headers)
+    assert other.status_code == 202 and sync.keys("aqe:delivery:api:*") == [kept]  # nothing to retry against

@@ -12,6 +12,7 @@ from typing import Any
 import httpx
 import redis as redis_sync
 
+from jobs.eta import expected_duration
 from tests.e2e.conftest import CALLBACK_SECRET, REPO, Stack, api_key_headers, finished_job
 from tests.e2e.test_agents import plant
 from tests.fakes.receiver import FakeReceiver
@@ -133,6 +134,18 @@ def test_idempotency_key_returns_the_same_job(stack: Stack) -> None:
     json.dumps(finished_job(stack, first.json()["job_id"], headers))
 
 
+def test_a_job_is_expected_to_take_as_long_as_its_kind_took_lately(stack: Stack) -> None:
+    headers = api_key_headers(stack)
+    body = {"repo": REPO, "sha": stack.repo.main_sha, "scan_types": ["secrets"]}
+    first = finished_job(stack, _post(stack, "/security/scan", body, headers).json()["job_id"], headers)
+    assert first["status"] == "completed" and first["eta_s"] is None and first["eta"] is None  # ended
+    took = [float(d) for d in redis_sync.Redis.from_url(stack.redis_url).lrange(
+        f"aqe:job-runs:github:{REPO}:security", 0, -1)]
+    assert round(first["finished_at"] - first["started_at"], 3) == took[0]
+    second = finished_job(stack, _post(stack, "/security/scan", body, headers).json()["job_id"], headers)
+    assert second["id"] != first["id"] and second["expected_s"] == expected_duration(took) > 0
+
+
 def test_cancelling_a_running_job_stops_it_and_lists_it_as_cancelled(stack: Stack) -> None:
     repo = stack.repo
     repo.branch("slow")
@@ -212,6 +225,28 @@ def test_a_callback_gets_the_signed_result_and_the_job_shows_the_attempts(stack:
     expected = "sha256=" + hmac.new(CALLBACK_SECRET.encode(), second.body, hashlib.sha256).hexdigest()
     assert second.headers["x-aqe-signature-256"] == expected
     refused = _post(stack, "/security/scan", {"repo": REPO, "sha": head, "callback_url": "ftp://x"}, headers)
+    assert refused.status_code == 422 and "callback_url" in refused.json()["detail"]
+
+
+def test_the_gates_job_answered_at_once_gets_its_callback_from_a_worker(stack: Stack) -> None:
+    headers = api_key_headers(stack)
+    with FakeReceiver() as receiver:
+        answer = _post(stack, "/quality/gate", {"repo": REPO, "metrics": {"tests": {
+                           "tests_total": 10, "tests_failed": 1, "tests_errors": 0}},
+                                                "callback_url": receiver.url}, headers)
+        assert answer.status_code == 202 and answer.json()["conclusion"] == "failure", answer.text
+        job_id = answer.json()["job_id"]
+        deadline = time.monotonic() + 60
+        while not finished_job(stack, job_id, headers).get("callbacks"):
+            assert time.monotonic() < deadline, "no callback"
+            time.sleep(0.2)
+        [delivered] = receiver.received
+    body = json.loads(delivered.body)
+    assert (body["job_id"], body["status"], body["conclusion"]) == (job_id, "completed", "failure")
+    expected = "sha256=" + hmac.new(CALLBACK_SECRET.encode(), delivered.body, hashlib.sha256).hexdigest()
+    assert delivered.headers["x-aqe-signature-256"] == expected
+    assert [a["status"] for a in finished_job(stack, job_id, headers)["callbacks"]] == [204]
+    refused = _post(stack, "/quality/gate", {"metrics": {}, "callback_url": "ftp://x"}, headers)
     assert refused.status_code == 422 and "callback_url" in refused.json()["detail"]
 
 

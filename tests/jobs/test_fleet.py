@@ -7,7 +7,7 @@ import json
 from redis.asyncio import Redis
 
 from jobs import fleet
-from jobs.model import AgentResult
+from jobs.model import AgentResult, JobRecord, RunRequest
 from jobs.store import ARQ_QUEUE
 
 
@@ -94,3 +94,29 @@ async def test_the_redis_summary_read_over_the_pipelined_connection_is_redis_pys
     assert set(over_fast) == set(over_py) >= {"uptime_in_seconds", "connected_clients", "used_memory", "role"}
     assert all(type(over_fast[field]) is type(over_py[field]) for field in over_py)
     assert over_fast["role"] == over_py["role"] == "master" and over_fast["used_memory_human"].endswith(("K", "M"))
+
+
+def _job(repo: str, agents: list[str], status: str, started: float | None, finished: float | None) -> JobRecord:
+    request = RunRequest(forge="github", repo=repo, clone_url="u", head_sha="a" * 40, trigger="api.test",
+                         agents=agents)
+    return JobRecord(id="j", status=status, request=request, created_at=0.0, started_at=started,  # type: ignore[arg-type]
+                     finished_at=finished)
+
+
+async def test_a_job_is_expected_to_take_as_long_as_its_kind_took_lately(redis: Redis) -> None:
+    scan = _job("acme/a", ["security"], "completed", 0.0, 0.0)
+    assert await fleet.expected_duration(redis, scan.request) is None
+    for seconds in (10.0, 30.0, 20.0):
+        await fleet.record_job_run(redis, _job("acme/a", ["security"], "completed", 100.0, 100.0 + seconds))
+    await fleet.record_job_run(redis, _job("acme/a", ["security"], "failed", 100.0, 999.0))  # did not run to its end
+    await fleet.record_job_run(redis, _job("acme/a", ["tests", "coverage"], "completed", 100.0, 105.0))
+    await fleet.record_job_run(redis, _job("acme/b", ["security"], "completed", 100.0, 101.0))
+    assert await fleet.expected_duration(redis, scan.request) == 20.0
+    same_agents = _job("acme/a", ["coverage", "tests"], "queued", None, None)  # in another order
+    assert await fleet.expected_duration(redis, same_agents.request) == 5.0
+    assert await fleet.expected_duration(redis, _job("acme/a", [], "queued", None, None).request) is None
+    for seconds in range(30):
+        await fleet.record_job_run(redis, _job("acme/c", [], "completed", 0.0, float(seconds)))
+    assert await redis.llen("aqe:job-runs:github:acme/c:*") == 20  # the latest 20: 10 … 29
+    assert await fleet.expected_duration(redis, _job("acme/c", [], "queued", None, None).request) == 19.5
+    assert 0 < await redis.ttl("aqe:job-runs:github:acme/c:*") <= fleet.JOB_RUNS_TTL_S
