@@ -32,6 +32,7 @@ from jobs.reporting.record import RecordReporter
 from jobs.reporting.render import LEVEL_ORDER
 from jobs.services import Services
 from jobs.settings import Settings
+from jobs.shown_errors import error_text, internal_places
 from jobs.store import JobStore, finish_step, start_step
 from jobs.tasks.callback import send_result
 
@@ -229,6 +230,7 @@ class JobRun:
         self.forge = forge_named(record.request.forge)
         self.tracker = Tracker(services.store, record)
         self.workdir = services.settings.data_dir / "work" / record.id
+        self.places = internal_places(services.settings.data_dir, self.workdir / "src")  # kept out of what users read
         self.reporter: Reporter | None = None
 
     async def execute(self) -> None:
@@ -249,7 +251,7 @@ class JobRun:
             raise
         except Exception as exc:
             log.exception("job %s failed", self.record.id)
-            await self._end_unfinished("failure", "failed", f"{type(exc).__name__}: {exc}")
+            await self._end_unfinished("failure", "failed", error_text(exc, self.places))
         finally:
             await self._clean_up()
         await self._call_back()
@@ -416,7 +418,7 @@ class JobRun:
                         f"{why}: take the tests from the job page instead.")
             except Exception as exc:
                 log.exception("job %s: could not open the pull request with the generated tests", self.record.id)
-                note = f"Opening the pull request with the generated tests failed: `{type(exc).__name__}: {exc}`."
+                note = f"Opening the pull request with the generated tests failed: `{error_text(exc, self.places)}`."
         result.summary = f"{result.summary}\n\n**Pull request:** {note}"
         return result
 
@@ -427,9 +429,9 @@ class JobRun:
         except Exception as exc:
             log.exception("job %s: agent %s crashed", self.record.id, name)
             return AgentResult(agent=name, conclusion="failure", title="AQE could not finish this check",
-                               summary=f"The `{name}` analysis stopped with an error: `{type(exc).__name__}: "
-                                       f"{str(exc)[:500]}`. This is a problem of AQE, not of your change; the "
-                                       "worker's log has the details.")
+                               summary=f"The `{name}` analysis stopped with an error: "
+                                       f"`{error_text(exc, self.places, limit=500)}`. This is a problem of AQE, not "
+                                       "of your change; the worker's log has the details.")
 
     async def _config_failed(self, exc: ConfigError) -> None:
         """An invalid `.aqe.yml` fails `aqe/config` with the error; nothing else runs."""

@@ -38,9 +38,6 @@ DELIVERY_TTL_S = 4 * 24 * 3600  # GitHub lets a delivery be redelivered for 3 da
 RECORD_TTL_S = 30 * 24 * 3600
 BASELINE_TTL_S = 90 * 24 * 3600
 UPLOAD_TTL_S = 24 * 3600
-# arq takes the lowest score first and only scores not in the future: a higher priority is an earlier score, so
-# a high job waiting a moment still goes before normal ones queued up to an hour ago.
-PRIORITY_HEAD_START_MS = {"high": 2 * 3600 * 1000, "normal": 3600 * 1000, "low": 0}
 ACTIVE_TTL_S = 2 * 3600  # longer than any job may run (the worker's job_timeout)
 STREAM_MAXLEN = 2000
 DELIVERY_LOG_MAXLEN = 100_000
@@ -49,6 +46,10 @@ ARQ_QUEUE = "arq:queue"
 ARQ_FUNCTION = "analyse"
 ARQ_CALLBACK_FUNCTION = "callback"  # jobs.tasks.callback: the callback of a job no worker ran
 ARQ_EXPIRES_MS = 24 * 3600 * 1000
+# arq takes the lowest score first and only scores not in the future: a higher priority is an earlier score, by
+# more than any job can wait (arq drops a job not started within ARQ_EXPIRES_MS), so every high job goes before
+# every normal one, and every normal one before every low one; each priority in the order its jobs came.
+PRIORITY_HEAD_START_MS = {"high": 2 * ARQ_EXPIRES_MS, "normal": ARQ_EXPIRES_MS, "low": 0}
 
 
 def job_key(job_id: str) -> str:

@@ -120,6 +120,7 @@ class Operation:
     tags: tuple[str, ...] = ("jobs",)
     extra: dict[str, Any] = field(default_factory=dict)
     media: str = "application/json"  # of the success answer
+    form_file: str | None = None  # the body may also be multipart/form-data, with this field as a file part
 
 
 JOB_ID = {"name": "job_id", "in": "path", "required": True,
@@ -147,7 +148,7 @@ OPERATIONS: tuple[Operation, ...] = (
     Operation("post", "/coverage/analyze", "Coverage and patch coverage of a report", JobAccepted, 202,
               submit.CoverageAnalyze, (*START, 404), (IDEMPOTENCY,),
               {"repo": "acme/widgets", "sha": SHA, "base": "main", "report_name": "lcov.info",
-               "report": "U0Y6Y2FsYy5weQpEQToxLDEKZW5kX29mX3JlY29yZAo="}),
+               "report": "U0Y6Y2FsYy5weQpEQToxLDEKZW5kX29mX3JlY29yZAo="}, form_file="report"),
     Operation("post", "/quality/gate", "The quality gate over a finished job or given metrics", JobAccepted, 202,
               submit.GateRequest, (400, 401, 403, 404, 409, 413, 415, 422, 429), (IDEMPOTENCY,),
               {"metrics": {"coverage": {"patch_percent": 91.0, "patch_coverable": 40}},
@@ -228,12 +229,27 @@ def _operation(op: Operation) -> dict[str, Any]:
     return out
 
 
+def form_schema(body: dict[str, Any], file_field: str) -> dict[str, Any]:
+    """A JSON body's schema as multipart/form-data fields (no nulls in a form), `file_field` a file part."""
+    fields = {}
+    for name, schema in body["properties"].items():
+        choices = [choice for choice in schema.get("anyOf", [schema]) if choice.get("type") != "null"]
+        merged = {**schema, **choices[0]}
+        fields[name] = {key: value for key, value in merged.items() if key not in ("anyOf", "default")}
+    fields[file_field] = {"type": "string", "contentMediaType": "application/octet-stream",
+                          "description": "the report file (instead of its base64)"}
+    return {"type": "object", "properties": fields, "required": body.get("required", [])}
+
+
 @lru_cache(maxsize=1)
 def document() -> dict[str, Any]:
     _, components = msgspec.json.schema_components(STRUCTS, ref_template="#/components/schemas/{name}")
     paths: dict[str, dict[str, Any]] = {}
     for op in OPERATIONS:
-        paths.setdefault(f"/api/v1{op.path}", {})[op.method] = _operation(op)
+        operation = paths.setdefault(f"/api/v1{op.path}", {})[op.method] = _operation(op)
+        if op.form_file is not None and op.body is not None:
+            operation["requestBody"]["content"]["multipart/form-data"] = {
+                "schema": form_schema(components[op.body.__name__], op.form_file)}
     return {
         "openapi": "3.1.0",
         "info": {"title": "AQE REST API", "version": VERSION,

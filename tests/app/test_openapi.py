@@ -69,6 +69,22 @@ def test_every_answer_matches_the_contract(server: str, api_key: str) -> None:
         check()
 
 
+def test_coverage_reports_sent_as_multipart_forms_match_the_contract(server: str, api_key: str) -> None:
+    """/coverage/analyze's bodies, JSON and multipart/form-data (a report file part and the fields), generated."""
+    api = schemathesis.openapi.from_url(f"{server}/openapi.json")
+    operation = api["/api/v1/coverage/analyze"]["POST"]
+    sent: list[str] = []
+
+    @given(case=operation.as_strategy())
+    @settings(max_examples=60, deadline=None, suppress_health_check=list(HealthCheck), database=None)
+    def check(case: schemathesis.Case) -> None:
+        response = case.call_and_validate(headers={"Authorization": f"Bearer {api_key}"}, checks=CHECKS)
+        sent.append(response.request.headers["content-type"])
+
+    check()
+    assert sum(kind.startswith("multipart/form-data") for kind in sent) >= 5, sent
+
+
 def test_the_document_and_swagger_ui_are_served(server: str) -> None:
     document = httpx.get(f"{server}/openapi.json", timeout=5).json()
     assert document["openapi"] == "3.1.0" and "/api/v1/security/scan" in document["paths"]

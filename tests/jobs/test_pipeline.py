@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from jobs import pipeline
+from jobs.shown_errors import internal_places
 from jobs.agents.base import Workspace
 from jobs.model import ALL_AGENTS, AgentResult, Finding, JobRecord, RunRequest
 from jobs.repo_config import RepoConfig, parse_config
@@ -57,18 +58,22 @@ async def test_a_crashing_agent_fails_only_its_own_check(monkeypatch: pytest.Mon
         name = "coverage"
 
         async def run(self, workspace, config, progress):  # type: ignore[no-untyped-def]
-            raise KeyError("boom")
+            raise FileNotFoundError(2, "No such file or directory", str(workspace.root / "coverage.xml"))
 
     monkeypatch.setitem(pipeline.AGENTS, "coverage", Broken())
     run = object.__new__(pipeline.JobRun)
     run.record = _record()
+    run.places = internal_places(tmp_path / "data", tmp_path / "data" / "work" / "j" / "src")
 
     async def progress(fraction: float, message: str) -> None:
         return None
 
-    result = await run._run_agent("coverage", Workspace(root=tmp_path, scratch=tmp_path, head_sha="a" * 40), None,
+    root = tmp_path / "data" / "work" / "j" / "src"
+    result = await run._run_agent("coverage", Workspace(root=root, scratch=tmp_path, head_sha="a" * 40), None,
                                   progress)
-    assert result.conclusion == "failure" and "KeyError" in result.summary and result.agent == "coverage"
+    assert result.conclusion == "failure" and result.agent == "coverage"
+    assert "`FileNotFoundError: [Errno 2] No such file or directory: 'coverage.xml'`" in result.summary
+    assert str(tmp_path) not in result.summary  # no path of the worker's machine
 
 
 def _finding(path: str, line: int, level: str) -> Finding:

@@ -130,6 +130,21 @@ async def test_a_higher_priority_is_taken_first(redis) -> None:  # type: ignore[
     assert created == [ids[0], ids[1], ids[2], ids[3]]  # the job list stays in creation order
 
 
+async def test_a_higher_priority_goes_first_however_long_the_others_waited(redis: Redis) -> None:
+    store = JobStore(redis)
+
+    async def queued(index: int, priority: str) -> str:
+        request = RunRequest(forge="github", repo="acme/widgets", clone_url="u", head_sha=f"{index:040x}",
+                             trigger="api.test", agents=["tests"], priority=priority)  # type: ignore[arg-type]
+        return (await store.enqueue(request, delivery_key=f"aqe:delivery:api:w{index}")).job_id
+
+    waited = {await queued(0, "normal"): "normal", await queued(1, "low"): "low"}
+    for job_id in waited:  # as if they had come 23 h ago (arq drops a job not started within 24 h)
+        await redis.zincrby("arq:queue", -23 * 3600 * 1000, job_id)
+    urgent = await queued(2, "high")
+    assert [member.decode() for member in await redis.zrange("arq:queue", 0, -1)] == [urgent, *waited]
+
+
 async def test_events_read_the_same_over_the_pipelined_connection(redis: Redis, redis_url: str) -> None:
     store, pipelined = JobStore(redis), PipelinedRedis(redis_url)
     record = await store.get((await store.enqueue(_request(), delivery_key="aqe:delivery:github:d1")).job_id)
