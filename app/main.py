@@ -40,8 +40,8 @@ def create_app(settings: Settings) -> Starlette:
         app.state.event_hub = EventHub.for_url(redis, settings.redis_url)  # live events for stream clients
         await app.state.event_hub.start()
         oidc_http = httpx.AsyncClient() if settings.oidc_issuers else None
-        app.state.oidc = OidcVerifier(oidc_http, settings.oidc_issuers, settings.oidc_audience,
-                                      settings.oidc_refs) if oidc_http is not None else None
+        app.state.oidc = OidcVerifier(oidc_http, settings.oidc_issuers, settings.oidc_audience, settings.oidc_refs,
+                                      settings.oidc_policy) if oidc_http is not None else None
         try:
             yield
         finally:

@@ -5,6 +5,11 @@ AQE accepts it when it is signed (RS256) by a key the issuer publishes (OpenID d
 issued by one of `AQE_OIDC_ISSUERS` for `AQE_OIDC_AUDIENCE`, and has not expired. The identity may then act on
 the one repository the token names — `repository` (GitHub Actions) or `project_path` (GitLab CI) — and, when
 `AQE_OIDC_REFS` is set, only from a ref matching one of its globs (e.g. `refs/heads/main`).
+
+`AQE_OIDC_POLICY` (JSON, a list of rules) says more finely what a token may do, by its repository and ref: the
+first rule whose `repository` and `ref` globs match decides its `scopes` (`jobs:read`, `jobs:write`), the analyses
+it may start (`run`: endpoint paths such as `security/scan`, or `*`) and whether those must be of the commit the
+token was issued for (`same_commit`: its `sha` claim). A token no rule matches is refused.
 """
 
 from __future__ import annotations
@@ -18,6 +23,7 @@ from typing import Any
 
 import httpx
 import jwt
+import msgspec
 
 KEYS_TTL_S = 600.0
 REFETCH_MIN_INTERVAL_S = 30.0  # an unknown key id refetches the keys, at most this often (a rotation, not a flood)
@@ -26,8 +32,40 @@ REPO_CLAIMS = ("repository", "project_path")  # GitHub Actions, GitLab CI
 REF_CLAIMS = ("ref", "ref_path")  # GitHub: "refs/heads/main"; GitLab: "refs/heads/main" in ref_path
 
 
+OIDC_SCOPES = ("jobs:read", "jobs:write")
+RUNNABLE = ("test/execute", "test/generate", "security/scan", "coverage/analyze", "performance/test", "quality/gate")
+
+
 class OidcError(Exception):
     """Why a token is refused; safe to show to the caller (never contains the token)."""
+
+
+class OidcRule(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """One rule of `AQE_OIDC_POLICY`: what tokens of matching repositories and refs may do."""
+
+    repository: str  # glob of the repository the token names (`acme/*`; GitLab: `group/sub/*`)
+    ref: str = "*"  # glob of its ref (`refs/heads/main`, `refs/tags/*`, `refs/pull/*`)
+    scopes: tuple[str, ...] = OIDC_SCOPES
+    run: tuple[str, ...] = ("*",)  # endpoint paths it may start jobs with (RUNNABLE), or "*"
+    same_commit: bool = False  # the jobs it starts must be of the commit its token was issued for (`sha` claim)
+
+    def matches(self, repo: str, ref: str | None) -> bool:
+        return fnmatch.fnmatchcase(repo, self.repository) and fnmatch.fnmatchcase(ref or "", self.ref)
+
+
+def parse_policy(text: str) -> tuple[OidcRule, ...]:
+    """`AQE_OIDC_POLICY`'s rules; ValueError naming what is wrong."""
+    try:
+        rules = msgspec.json.decode(text, type=tuple[OidcRule, ...])
+    except msgspec.DecodeError as exc:
+        raise ValueError(f"a JSON list of rules like [{{\"repository\": \"acme/*\", \"ref\": \"refs/heads/main\"}}]: "
+                         f"{exc}") from None
+    for number, rule in enumerate(rules, 1):
+        if unknown := sorted(set(rule.scopes) - set(OIDC_SCOPES)):
+            raise ValueError(f"rule {number}: scope {unknown[0]!r} is not one of {', '.join(OIDC_SCOPES)}")
+        if unknown := sorted(set(rule.run) - {*RUNNABLE, "*"}):
+            raise ValueError(f"rule {number}: run {unknown[0]!r} is not one of *, {', '.join(RUNNABLE)}")
+    return rules
 
 
 @dataclass(frozen=True)
@@ -37,6 +75,9 @@ class OidcIdentity:
     repo: str
     ref: str | None
     claims: dict[str, Any] = field(repr=False)
+    scopes: tuple[str, ...] = OIDC_SCOPES
+    runs: tuple[str, ...] = ("*",)
+    commit: str | None = None  # the only commit its jobs may be of (a rule's `same_commit`)
 
     @property
     def name(self) -> str:
@@ -65,21 +106,34 @@ def unverified_issuer(token: str) -> str:
         raise OidcError("not a well-formed JWT") from None
 
 
-def identity_of(claims: dict[str, Any], ref_globs: tuple[str, ...]) -> OidcIdentity:
-    """The repository (and ref) a verified token may act for, under the ref policy."""
+def identity_of(claims: dict[str, Any], ref_globs: tuple[str, ...],
+                policy: tuple[OidcRule, ...] = ()) -> OidcIdentity:
+    """The repository (and ref) a verified token may act for, and what it may do there, under the ref globs and
+    the policy (its first matching rule; without a policy, both scopes on its repository)."""
     repo = next((str(claims[c]) for c in REPO_CLAIMS if isinstance(claims.get(c), str) and claims[c]), None)
     if repo is None:
         raise OidcError("the token names no repository (claim `repository` or `project_path`)")
     ref = next((str(claims[c]) for c in REF_CLAIMS if isinstance(claims.get(c), str) and claims[c]), None)
     if ref_globs and not (ref and any(fnmatch.fnmatchcase(ref, glob) for glob in ref_globs)):
         raise OidcError(f"tokens from {ref or 'an unnamed ref'} are not accepted (AQE_OIDC_REFS)")
-    return OidcIdentity(str(claims["iss"]), str(claims.get("sub", "")), repo, ref, claims)
+    identity = OidcIdentity(str(claims["iss"]), str(claims.get("sub", "")), repo, ref, claims)
+    if not policy:
+        return identity
+    rule = next((rule for rule in policy if rule.matches(repo, ref)), None)
+    if rule is None:
+        raise OidcError(f"no AQE_OIDC_POLICY rule accepts tokens of {repo} from {ref or 'an unnamed ref'}")
+    sha = claims.get("sha") if isinstance(claims.get("sha"), str) else None
+    if rule.same_commit and not sha:
+        raise OidcError("the AQE_OIDC_POLICY rule for this repository wants jobs of the token's own commit, and the "
+                        "token names none (claim `sha`)")
+    return OidcIdentity(identity.issuer, identity.subject, repo, ref, claims, scopes=rule.scopes, runs=rule.run,
+                        commit=sha if rule.same_commit else None)
 
 
 class OidcVerifier:
     def __init__(self, http: httpx.AsyncClient, issuers: tuple[str, ...], audience: str,
-                 ref_globs: tuple[str, ...] = ()) -> None:
-        self.http, self.audience, self.ref_globs = http, audience, ref_globs
+                 ref_globs: tuple[str, ...] = (), policy: tuple[OidcRule, ...] = ()) -> None:
+        self.http, self.audience, self.ref_globs, self.policy = http, audience, ref_globs, policy
         self.issuers = tuple(issuer.rstrip("/") for issuer in issuers)
         self._keys: dict[str, _Keys] = {}
         self._locks: dict[str, asyncio.Lock] = {}
@@ -102,7 +156,7 @@ class OidcVerifier:
             raise OidcError(f"the token is not for this audience ({self.audience!r})") from None
         except jwt.PyJWTError as exc:
             raise OidcError(f"the token is not valid: {exc}") from None
-        return identity_of(claims, self.ref_globs)
+        return identity_of(claims, self.ref_globs, self.policy)
 
     async def _key(self, issuer: str, kid: str) -> Any:
         keys = self._keys.get(issuer)

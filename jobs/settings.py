@@ -18,6 +18,7 @@ from cryptography.hazmat.primitives.serialization import load_pem_private_key
 from dotenv import dotenv_values
 
 from jobs import netpolicy
+from jobs.oidc import OidcRule, parse_policy
 
 RATE_LIMIT_RE = re.compile(r"^\s*(\d+)\s*/\s*(second|minute|hour|day)\s*$")
 
@@ -75,6 +76,7 @@ class Settings:
     oidc_issuers: tuple[str, ...] = ()  # CI platforms whose ID tokens are accepted (`AQE_OIDC_ISSUERS`)
     oidc_audience: str = "aqe"
     oidc_refs: tuple[str, ...] = ()  # globs of the refs tokens may come from; empty: any
+    oidc_policy: tuple[OidcRule, ...] = ()  # what tokens may do, by repository and ref (`AQE_OIDC_POLICY`)
     denied_networks: tuple[netpolicy.Network, ...] = ()  # `AQE_DENY_NETWORKS`: never load-test or callback targets
     cors_origins: tuple[str, ...] = ()  # browsers of these origins may call the API (`AQE_CORS_ORIGINS`); none: off
     gitlab: GitLabSettings = field(default_factory=lambda: GitLabSettings("https://gitlab.com"))
@@ -217,6 +219,10 @@ def load_settings(environ: Mapping[str, str] | None = None, dotenv_path: Path | 
     issuers = tuple(_check_url("AQE_OIDC_ISSUERS", issuer.strip(), problems)
                     for issuer in env.get("AQE_OIDC_ISSUERS", "").split(",") if issuer.strip())
     try:
+        oidc_policy = parse_policy(env["AQE_OIDC_POLICY"]) if env.get("AQE_OIDC_POLICY", "").strip() else ()
+    except ValueError as exc:
+        problems.append(f"AQE_OIDC_POLICY: {exc}")
+    try:
         denied = netpolicy.parse_networks(env.get("AQE_DENY_NETWORKS", ",".join(netpolicy.DEFAULT_DENIED)))
     except ValueError as exc:
         problems.append(f"AQE_DENY_NETWORKS: {exc}")
@@ -248,5 +254,6 @@ def load_settings(environ: Mapping[str, str] | None = None, dotenv_path: Path | 
         cors_origins=origins,
         denied_networks=denied,
         oidc_refs=_listed(env, "AQE_OIDC_REFS"),
+        oidc_policy=oidc_policy,
         gitlab=gitlab,
     )

@@ -37,6 +37,8 @@ class Principal(msgspec.Struct, frozen=True, kw_only=True):
     rate_limit: str | None = None  # None: AQE_RATE_LIMIT
     created_at: float = 0.0  # the key's creation or the token's issue time
     forge: str | None = None  # a CI platform's ID token acts on its own forge's repository only; None: any forge
+    runs: tuple[str, ...] = ("*",)  # the endpoints it may start jobs with (`security/scan`, ...; AQE_OIDC_POLICY)
+    commit: str | None = None  # the only commit it may start jobs of (an AQE_OIDC_POLICY rule's `same_commit`)
 
     @property
     def actor(self) -> str:
@@ -49,6 +51,9 @@ class Principal(msgspec.Struct, frozen=True, kw_only=True):
 
     def allows(self, scope: str) -> bool:
         return scope in self.scopes or "admin" in self.scopes
+
+    def may_run(self, endpoint: str) -> bool:
+        return "*" in self.runs or endpoint in self.runs
 
     def sees(self, repo: str, forge: str) -> bool:
         """Whether jobs of `repo` on `forge` are this principal's to read or start. Figures sent to the gate with
@@ -75,9 +80,6 @@ def token_principal(secret: str, token: str) -> Principal:
                      repos=tuple(claims.repos), created_at=float(claims.iat))
 
 
-OIDC_SCOPES = ("jobs:read", "jobs:write")
-
-
 async def oidc_principal(request: Request, token: str) -> Principal:
     """A CI job's ID token: it may start and read jobs of the one repository it names (see jobs/oidc.py)."""
     verifier = getattr(request.app.state, "oidc", None)
@@ -89,8 +91,8 @@ async def oidc_principal(request: Request, token: str) -> Principal:
     except OidcError as exc:
         raise ApiError(401, "invalid_credentials", str(exc)) from None
     return Principal(kind="oidc", name=identity.subject or identity.repo, id=str(identity.claims.get("jti", "")),
-                     scopes=OIDC_SCOPES, repos=(identity.repo,), created_at=float(identity.claims.get("iat", 0)),
-                     forge=identity.forge)
+                     scopes=identity.scopes, repos=(identity.repo,), created_at=float(identity.claims.get("iat", 0)),
+                     forge=identity.forge, runs=identity.runs, commit=identity.commit)
 
 
 async def _principal(request: Request) -> Principal:
@@ -176,3 +178,14 @@ def require_repo(principal: Principal, repo: str, forge: str) -> None:
         on = f"{principal.forge} repositories " if principal.forge else ""
         raise ApiError(403, "repo_not_allowed", f"this credential may not start jobs on {repo[:120]!r} ({forge}) "
                                                 f"(it may on {on}{', '.join(principal.repos)})")
+
+
+def require_runnable(principal: Principal, endpoint: str, head_sha: str | None) -> None:
+    """403 when the principal may not start jobs with `endpoint` (e.g. `security/scan`), or of this commit
+    (`head_sha`; None: a job of no commit, the gate's on given figures)."""
+    if not principal.may_run(endpoint):
+        raise ApiError(403, "run_not_allowed", f"this token may not start {endpoint} jobs (AQE_OIDC_POLICY lets it "
+                                               f"start: {', '.join(principal.runs) or 'none'})")
+    if principal.commit is not None and head_sha is not None and head_sha != principal.commit:
+        raise ApiError(403, "commit_not_allowed", f"this token may start jobs of its own commit only: give \"sha\": "
+                                                  f"\"{principal.commit}\" (AQE_OIDC_POLICY same_commit)")

@@ -26,7 +26,7 @@ import msgspec
 from starlette.requests import Request
 from starlette.responses import Response
 
-from app.api.auth import Principal, require_job_visible, require_repo, require_scope
+from app.api.auth import Principal, require_job_visible, require_repo, require_runnable, require_scope
 from app.api.ratelimit import client_ip
 from app.api.errors import ApiError
 from app.api.jobs import JOB_ID_RE
@@ -284,8 +284,10 @@ async def _body(request: Request, kind: type[Any], limit: int = MAX_BODY_BYTES) 
 
 
 async def accepted(request: Request, principal: Principal, run: RunRequest, name: str) -> Response:
-    """Enqueue `run` for `principal` (403 for a repository it may not use), audit it, answer 202."""
+    """Enqueue `run` for `principal` (403 for a repository, an analysis or a commit it may not use), audit it,
+    answer 202."""
     require_repo(principal, run.repo, run.forge)
+    require_runnable(principal, name.replace("-", "/", 1), run.head_sha)
     settings: Settings = request.app.state.settings
     if run.forge == "git" and (why := await netpolicy.refusal(run.clone_url, settings.denied_networks)):
         raise ApiError(422, "invalid_request", f"repo: the URL {why}")
@@ -426,6 +428,7 @@ async def quality_gate(request: Request) -> Response:
     results, request_of = await _gate_inputs(request, principal, body)
     if request_of.repo:
         require_repo(principal, request_of.repo, request_of.forge)
+    require_runnable(principal, "quality/gate", request_of.head_sha or None)
     request_of.callback_url = body.callback_url
     gate = gate_result("quality-gate", config, results)
     started = now()

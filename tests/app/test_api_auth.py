@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import time
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -357,6 +359,47 @@ def test_a_gitlab_ci_token_acts_on_its_gitlab_project_never_on_a_github_reposito
     on_github = client.post("/api/v1/security/scan", json={"repo": "acme/widgets", "sha": "c" * 40, "forge": "github"},
                             headers=bearer(token))
     assert on_github.status_code == 403 and "may on gitlab repositories acme/widgets" in on_github.json()["detail"]
+
+
+POLICY = json.dumps([
+    {"repository": "acme/release", "ref": "refs/tags/*", "same_commit": True},
+    {"repository": "acme/*", "ref": "refs/heads/main", "run": ["security/scan", "quality/gate"]},
+    {"repository": "acme/*", "ref": "refs/pull/*", "scopes": ["jobs:read"]},
+])
+
+
+def test_the_oidc_policy_decides_by_repository_and_ref_what_a_token_may_do(
+        app_client: Callable[..., TestClient], issuer: Any, redis_url: str) -> None:
+    client = app_client(AQE_OIDC_ISSUERS=issuer.issuer, AQE_OIDC_POLICY=POLICY)
+    body = {"repo": "acme/widgets", "sha": "c" * 40}
+    main = bearer(issuer.token())  # acme/widgets from refs/heads/main: scans and the gate only
+    assert client.post("/api/v1/security/scan", json=body, headers=main).status_code == 202
+    tests = client.post("/api/v1/test/execute", json=body, headers=main)
+    assert tests.status_code == 403 and tests.json()["code"] == "run_not_allowed"
+    assert "security/scan, quality/gate" in tests.json()["detail"]
+    gate = client.post("/api/v1/quality/gate", json={"repo": "acme/widgets", "metrics": {}}, headers=main)
+    assert gate.status_code == 202, gate.text
+
+    pull = bearer(issuer.token(ref="refs/pull/7/merge"))  # a pull request's workflow: it may read, not start
+    assert client.get("/api/v1/jobs", headers=pull).status_code == 200
+    refused = client.post("/api/v1/security/scan", json=body, headers=pull)
+    assert refused.status_code == 403 and refused.json()["code"] == "insufficient_scope"
+
+    release = issuer.token(repository="acme/release", ref="refs/tags/v1.2.0", sha="d" * 40)
+    other_commit = client.post("/api/v1/security/scan", json={"repo": "acme/release", "sha": "c" * 40},
+                               headers=bearer(release))
+    assert other_commit.status_code == 403 and other_commit.json()["code"] == "commit_not_allowed"
+    assert '"sha": "' + "d" * 40 in other_commit.json()["detail"]
+    by_ref = client.post("/api/v1/security/scan", json={"repo": "acme/release", "ref": "main"}, headers=bearer(release))
+    assert by_ref.status_code == 403 and by_ref.json()["code"] == "commit_not_allowed"
+    own = client.post("/api/v1/test/execute", json={"repo": "acme/release", "sha": "d" * 40}, headers=bearer(release))
+    assert own.status_code == 202, own.text
+
+    for token, why in [(issuer.token(repository="other/app"), "no AQE_OIDC_POLICY rule accepts tokens of other/app"),
+                       (issuer.token(ref="refs/heads/feature"), "from refs/heads/feature"),
+                       (issuer.token(repository="acme/release", ref="refs/tags/v1"), "claim `sha`")]:
+        answer = client.get("/api/v1/jobs", headers=bearer(token))
+        assert answer.status_code == 401 and why in answer.json()["detail"], answer.text
 
 
 @pytest.mark.parametrize(("claims", "why"), [

@@ -61,3 +61,21 @@ def test_callback_verification_example_accepts_aqe_and_refuses_others() -> None:
     assert is_from_aqe(body, signature("s3cret", body), "s3cret") is True  # type: ignore[operator]
     assert is_from_aqe(body + b" ", signature("s3cret", body), "s3cret") is False  # type: ignore[operator]
     assert is_from_aqe(body, signature("other", body), "s3cret") is False  # type: ignore[operator]
+
+
+def test_the_oidc_policy_example_reads_as_it_says(tmp_path: Path) -> None:
+    from jobs.oidc import OidcError, identity_of
+
+    [(code, _)] = examples("api.md", "oidc-policy")
+    policy = load_settings({"AQE_DATA_DIR": str(tmp_path), "AQE_OIDC_POLICY": code}, dotenv_path=None).oidc_policy
+
+    def claims(repository: str, ref: str, **more: str) -> dict[str, str]:
+        return {"iss": "https://token.actions.githubusercontent.com", "repository": repository, "ref": ref, **more}
+
+    release = identity_of(claims("acme/release", "refs/tags/v2.0.0", sha="d" * 40), (), policy)
+    assert (release.runs, release.commit) == (("*",), "d" * 40)
+    main = identity_of(claims("acme/widgets", "refs/heads/main"), (), policy)
+    assert main.runs == ("security/scan", "quality/gate") and main.scopes == ("jobs:read", "jobs:write")
+    assert identity_of(claims("acme/widgets", "refs/pull/3/merge"), (), policy).scopes == ("jobs:read",)
+    with pytest.raises(OidcError, match="no AQE_OIDC_POLICY rule"):
+        identity_of(claims("acme/widgets", "refs/heads/feature"), (), policy)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 from pathlib import Path
 
 import pytest
@@ -74,6 +76,28 @@ def test_oidc_settings(tmp_path) -> None:  # type: ignore[no-untyped-def]
     assert settings.oidc_audience == "aqe" and settings.oidc_refs == ("refs/heads/main", "refs/tags/*")
     with pytest.raises(SettingsError, match="AQE_OIDC_ISSUERS"):
         load_settings({"AQE_DATA_DIR": str(tmp_path), "AQE_OIDC_ISSUERS": "gitlab.com"}, dotenv_path=None)
+
+
+@pytest.mark.parametrize(("policy", "said"), [
+    ('{"repository": "acme/*"}', "a JSON list of rules"),
+    ('[{"ref": "refs/heads/main"}]', "missing required field `repository`"),
+    ('[{"repository": "acme/*", "branch": "main"}]', "unknown field `branch`"),
+    ('[{"repository": "acme/*"}, {"repository": "x/*", "scopes": ["admin"]}]', "rule 2: scope 'admin'"),
+    ('[{"repository": "acme/*", "run": ["deploy"]}]', "rule 1: run 'deploy' is not one of *, test/execute"),
+])
+def test_a_bad_oidc_policy_is_named(tmp_path: Path, policy: str, said: str) -> None:
+    with pytest.raises(SettingsError) as caught:
+        load_settings({"AQE_DATA_DIR": str(tmp_path), "AQE_OIDC_POLICY": policy}, dotenv_path=None)
+    assert "AQE_OIDC_POLICY: " in str(caught.value) and said in str(caught.value)
+
+
+def test_an_oidc_policy_is_read_in_order(tmp_path: Path) -> None:
+    settings = load_settings({"AQE_DATA_DIR": str(tmp_path), "AQE_OIDC_POLICY": json.dumps([
+        {"repository": "acme/*", "ref": "refs/heads/main", "run": ["security/scan"]},
+        {"repository": "*", "scopes": ["jobs:read"], "same_commit": True}])}, dotenv_path=None)
+    first, second = settings.oidc_policy
+    assert (first.run, first.scopes, first.same_commit) == (("security/scan",), ("jobs:read", "jobs:write"), False)
+    assert (second.ref, second.scopes, second.same_commit) == ("*", ("jobs:read",), True)
 
 
 def test_gitlab_settings(tmp_path: Path) -> None:
