@@ -48,12 +48,18 @@ def observers(route: str, method: str, status: int) -> _Observers:
 
 
 class ApiMetrics:
-    """ASGI middleware of the `/api/v1` mount: counts every request by its route template (never the raw path)."""
+    """ASGI middleware of the `/api/v1` mount: counts every request by its route template (never the raw path).
+    Around a WebSocket endpoint, `route` names it: a connection counts as a `GET` with the status `101` when it was
+    accepted and served, the HTTP status of a refusal (a 4401–4499 close, or a denial response), and is timed to
+    its first message."""
 
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
+    def __init__(self, app: ASGIApp, route: str | None = None) -> None:
+        self.app, self.route = app, route
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "websocket" and self.route is not None:
+            await self._websocket(scope, receive, send, self.route)
+            return
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
@@ -72,6 +78,29 @@ class ApiMetrics:
                                           status)
             requests.inc()
             # until the answer's headers: a job stream (SSE) is open for minutes, its latency is how soon it opens
+            latency.observe((answered or time.perf_counter()) - started)
+
+    async def _websocket(self, scope: Scope, receive: Receive, send: Send, route: str) -> None:
+        started, status, answered = time.perf_counter(), 500, None
+
+        async def sending(message: Message) -> None:
+            nonlocal status, answered
+            kind = message["type"]
+            if kind == "websocket.send" and answered is None:
+                answered = time.perf_counter()
+            elif kind == "websocket.accept":
+                status = 101
+            elif kind == "websocket.close" and 4400 <= message.get("code", 1000) < 4500:
+                status = message["code"] - 4000
+            elif kind == "websocket.http.response.start":
+                status, answered = message["status"], time.perf_counter()
+            await send(message)
+
+        try:
+            await self.app(scope, receive, sending)
+        finally:
+            requests, latency = observers(route, "GET", status)
+            requests.inc()
             latency.observe((answered or time.perf_counter()) - started)
 
 

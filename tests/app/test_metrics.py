@@ -66,3 +66,33 @@ def test_metrics_show_deliveries_api_requests_and_the_fleet(client: TestClient, 
     assert after[("aqe_forge_api_calls_total", (("forge", "github"), ("method", "POST"), ("status", "201")))] == 1
     assert after[("aqe_forge_rate_limit_remaining", (("forge", "github"), ("resource", "core")))] == 4990
     assert not any("0123456789abcdef01234567" in str(labels) for _, labels in after)
+
+
+def test_job_stream_connections_are_counted_by_how_they_ended(client: TestClient, redis_url: str) -> None:
+    from jobs import apikeys
+    from jobs.model import RunRequest
+    from jobs.store import JobStore
+
+    async def seed() -> tuple[str, str]:
+        redis = Redis.from_url(redis_url)
+        key = await apikeys.create_key(redis, "streams")
+        request = RunRequest(forge="github", repo="acme/widgets", clone_url="u", head_sha="e" * 40,
+                             trigger="api.test", agents=["tests"])
+        store = JobStore(redis)
+        record = await store.get((await store.enqueue(request, delivery_key="aqe:delivery:api:m")).job_id)
+        assert record is not None
+        record.status, record.conclusion = "completed", "success"
+        await store.save(record, "complete", {"status": "completed", "progress": 100.0, "conclusion": "success"})
+        await redis.aclose()
+        return key, record.id
+
+    key, job_id = asyncio.run(seed())
+    before = _samples(client.get("/metrics").text)
+    with client.websocket_connect(f"/api/v1/job/{job_id}/stream", headers={"Authorization": f"Bearer {key}"}) as ws:
+        assert ws.receive_json()["type"] == "progress"  # then the final message, and the close
+    with client.websocket_connect(f"/api/v1/job/{job_id}/stream") as ws:
+        assert ws.receive_json()["code"] == "unauthenticated"
+    after = _samples(client.get("/metrics").text)
+    for status in ("101", "401"):
+        counted = ("aqe_api_requests_total", (("method", "GET"), ("route", "/job/{job_id}/stream"), ("status", status)))
+        assert after[counted] - before.get(counted, 0) == 1, status

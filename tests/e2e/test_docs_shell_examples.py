@@ -6,13 +6,15 @@ import json
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import httpx
 
 from tests.conftest import WEBHOOK_SECRET
 from tests.docs.examples import examples
-from tests.e2e.conftest import REPO, ROOT, Stack
+from tests.e2e.conftest import REPO, ROOT, Stack, finished_job
+from tests.fakes.target import FakeTarget
 
 
 def _sh(stack: Stack, code: str, cwd: Path = ROOT, **env: str) -> str:
@@ -83,6 +85,10 @@ def test_limited_key_token_and_audit_examples(stack: Stack) -> None:
     actions = [line.split("\t")[2] for line in _sh(stack, audit).splitlines()]
     assert actions[:2] == ["token.issued", "key.created"]
     assert key not in _sh(stack, audit) and token not in _sh(stack, audit)
+    [(revoke, _)] = examples("api.md", "revoke-key")
+    assert "circleci\t" in _sh(stack, revoke)  # listed, then revoked: refused from the next request on
+    refused = httpx.get(f"{stack.web_url}/api/v1/jobs", headers={"Authorization": f"Bearer {key}"}, timeout=10)
+    assert refused.status_code == 401 and "revoked" in refused.json()["detail"]
 
 
 def test_stream_examples_follow_a_job_to_its_end(stack: Stack, tmp_path: Path) -> None:
@@ -102,3 +108,31 @@ def test_stream_examples_follow_a_job_to_its_end(stack: Stack, tmp_path: Path) -
     replay = _sh(stack, events, AQE_URL=stack.web_url, AQE_API_KEY=key, JOB_ID=job_id)  # ended: replays, closes
     assert replay.count("event: complete") == 1 and replay.rstrip().endswith("}")
     assert "id: " in replay and '"type":"progress"' in replay
+    ids = [line.removeprefix("id: ") for line in replay.splitlines() if line.startswith("id: ")]
+    [(resume, _)] = examples("api.md", "job-events-resume")
+    rest = _sh(stack, resume, AQE_URL=stack.web_url, AQE_API_KEY=key, JOB_ID=job_id, LAST_ID=ids[0])
+    assert [line.removeprefix("id: ") for line in rest.splitlines() if line.startswith("id: ")] == ids[1:]
+
+
+def test_test_execute_performance_test_and_cancel_examples(stack: Stack) -> None:
+    key = _sh(stack, "aqe api generate-key --name runner").strip()
+    headers = {"Authorization": f"Bearer {key}"}
+    [(execute, _)] = examples("api.md", "test-execute")
+    tests = json.loads(_sh(stack, execute, AQE_URL=stack.web_url, AQE_API_KEY=key, REPO=REPO, BRANCH="main"))
+    record = finished_job(stack, tests["job_id"], headers)
+    assert record["status"] == "completed" and record["request"]["priority"] == "high"
+    assert record["request"]["head_sha"] == stack.repo.main_sha and "tests" in record["agents"]
+    [(load, _)] = examples("api.md", "performance-test")
+    with FakeTarget() as target:
+        started = json.loads(_sh(stack, load, AQE_URL=stack.web_url, AQE_API_KEY=key, REPO=REPO,
+                                 SHA=stack.repo.main_sha, PREVIEW_URL=f"{target.url}/fast"))
+        job_id = started["job_id"]
+        deadline = time.monotonic() + 60
+        while not target.requests:  # the load test is under way
+            assert time.monotonic() < deadline, "the load test did not start"
+            time.sleep(0.1)
+        [(cancel, _)] = examples("api.md", "cancel-job")
+        answer = json.loads(_sh(stack, cancel, AQE_URL=stack.web_url, AQE_API_KEY=key, JOB_ID=job_id))
+        assert answer == {"job_id": job_id, "status": "cancelling"}
+        ended = finished_job(stack, job_id, headers)
+    assert ended["status"] == "cancelled" and ended["finished_at"] - ended["started_at"] < 25  # not its 30 s
