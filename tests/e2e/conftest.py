@@ -158,6 +158,14 @@ class Stack:
 
 @pytest.fixture
 def stack(tmp_path: Path, redis_url: str, private_key_file: Path, rsa_key_pair: tuple[bytes, bytes]) -> Iterator[Stack]:
+    with running_stack(tmp_path, redis_url, private_key_file, rsa_key_pair) as st:
+        yield st
+
+
+@contextmanager
+def running_stack(tmp_path: Path, redis_url: str, private_key_file: Path, rsa_key_pair: tuple[bytes, bytes],
+                  **settings: str) -> Iterator[Stack]:
+    """The fake GitHub and OSV, the sample repository, and `aqe web` + `aqe worker` (with `settings` added)."""
     redis_sync.Redis.from_url(redis_url).flushdb()
     repo = SampleRepo(tmp_path / "sample")
     fake = FakeGitHub(APP_ID, rsa_key_pair[1], git_root=tmp_path / "git")
@@ -172,7 +180,7 @@ def stack(tmp_path: Path, redis_url: str, private_key_file: Path, rsa_key_pair: 
            "GITHUB_API_URL": fake.url, "AQE_PUBLIC_URL": f"http://127.0.0.1:{port}", "PORT": str(port),
            "AQE_DATA_DIR": str(tmp_path / "data"), "AQE_LOG_LEVEL": "INFO", "AQE_OSV_URL": osv.url,
            # secrets of the worker's own environment that must never reach the code under test
-           "AQE_JWT_SECRET": "jwt-secret-never-in-tests", "AQE_CALLBACK_SECRET": CALLBACK_SECRET}
+           "AQE_JWT_SECRET": "jwt-secret-never-in-tests", "AQE_CALLBACK_SECRET": CALLBACK_SECRET, **settings}
     st = Stack(f"http://127.0.0.1:{port}", fake, repo, env, redis_url, osv)
     try:
         with aqe_processes(tmp_path, env, st.web_url) as st.processes:

@@ -8,6 +8,7 @@ import os
 import subprocess
 import sys
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -63,6 +64,13 @@ class GitLabStack:
 
 @pytest.fixture
 def gitlab(tmp_path: Path, redis_url: str) -> Iterator[GitLabStack]:
+    with running_gitlab(tmp_path, redis_url) as st:
+        yield st
+
+
+@contextmanager
+def running_gitlab(tmp_path: Path, redis_url: str, **settings: str) -> Iterator[GitLabStack]:
+    """The fake GitLab with the sample project, and `aqe web` + `aqe worker` for it (with `settings` added)."""
     redis_sync.Redis.from_url(redis_url).flushdb()
     repo = SampleRepo(tmp_path / "sample")
     repo.write(".aqe.yml", AGENTS)
@@ -75,7 +83,7 @@ def gitlab(tmp_path: Path, redis_url: str) -> Iterator[GitLabStack]:
     env = {"PATH": os.environ["PATH"], "HOME": str(tmp_path), "REDIS_URL": redis_url, "GITLAB_URL": fake.base_url,
            "GITLAB_TOKEN": TOKEN, "GITLAB_WEBHOOK_SECRET": f"old-secret,{HOOK_SECRET}",
            "AQE_PUBLIC_URL": f"http://127.0.0.1:{port}", "PORT": str(port), "AQE_DATA_DIR": str(tmp_path / "data"),
-           "AQE_LOG_LEVEL": "INFO", "AQE_JWT_SECRET": "jwt-secret-never-in-tests"}
+           "AQE_LOG_LEVEL": "INFO", "AQE_JWT_SECRET": "jwt-secret-never-in-tests", **settings}
     st = GitLabStack(f"http://127.0.0.1:{port}", fake, repo, env, redis_url)
     try:
         with aqe_processes(tmp_path, env, st.web_url) as st.processes:

@@ -18,14 +18,31 @@ from tests.fakes.server import FakeServer
 
 
 class FakeIssuer(FakeServer):
+    """Also GitHub Actions' ID-token request endpoint: `GET /actions-token?audience=…` with
+    `Authorization: bearer <ACTIONS_ID_TOKEN_REQUEST_TOKEN>` answers `{"value": <token>}` with `actions_claims`."""
+
+    REQUEST_TOKEN = "actions-request-token"
+
     def __init__(self) -> None:
         self.lock = threading.Lock()
         self.keys: dict[str, rsa.RSAPrivateKey] = {}
         self.jwks_fetches = 0
+        self.actions_claims: dict[str, Any] = {}
         self.rotate()
         self.app = Starlette(routes=[Route("/.well-known/openid-configuration", self._discovery),
-                                     Route("/jwks", self._jwks)])
+                                     Route("/jwks", self._jwks), Route("/actions-token", self._actions_token)])
         self.serve(self.app, "fake-oidc")
+
+    @property
+    def actions_request_url(self) -> str:
+        """ACTIONS_ID_TOKEN_REQUEST_URL: it already has a query, the audience is appended with `&`."""
+        return f"{self.base_url}/actions-token?api-version=2.0"
+
+    async def _actions_token(self, request: Request) -> JSONResponse:
+        if request.headers.get("authorization", "").lower() != f"bearer {self.REQUEST_TOKEN}":
+            return JSONResponse({"message": "bad request token"}, status_code=401)
+        audience = request.query_params.get("audience") or "https://github.com/acme"
+        return JSONResponse({"value": self.token(aud=audience, **self.actions_claims)})
 
     @property
     def issuer(self) -> str:
