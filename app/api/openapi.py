@@ -101,6 +101,51 @@ class JobList(msgspec.Struct, kw_only=True):
     next_cursor: str | None
 
 
+class WorkerBeat(msgspec.Struct, kw_only=True):
+    """A worker's last heartbeat (every 5 s; gone 15 s after the worker stops)."""
+
+    id: str
+    host: str
+    pid: int
+    started_at: float
+    seen_at: float
+    jobs_running: int
+    max_jobs: int
+
+
+class Workers(msgspec.Struct, kw_only=True):
+    alive: int
+    arq_health: str | None  # arq's own health line
+    jobs_running: int
+    capacity: int  # job slots of the workers alive
+    beats: list[WorkerBeat] = msgspec.field(name="list")
+
+
+class QueueDepth(msgspec.Struct, kw_only=True):
+    queued: int
+    ready: int  # may run now
+    deferred: int  # waiting to be retried
+    by_priority: dict[str, int]  # jobs waiting per priority: high, normal, low
+
+
+class AgentRuns(msgspec.Struct, kw_only=True):
+    runs: int
+    by_conclusion: dict[str, int]
+    recent: int  # runs the durations are of (the last 200)
+    duration_p50_s: float | None
+    duration_p95_s: float | None
+    last_finished_at: float | None
+
+
+class FleetStatus(msgspec.Struct, kw_only=True):
+    """`GET /api/v1/fleet/status`: workers, queue, each agent's recent runs, and a summary of Redis."""
+
+    workers: Workers
+    queue: QueueDepth
+    agents: dict[str, AgentRuns]
+    redis: dict[str, str | int]  # version, uptime, clients, memory, commands, role
+
+
 class CancelAnswer(msgspec.Struct, kw_only=True):
     job_id: str
     status: Literal["cancelled", "cancelling"]
@@ -176,12 +221,12 @@ OPERATIONS: tuple[Operation, ...] = (
                                                                 "cancelled", "skipped"]}},
         {"name": "limit", "in": "query", "schema": {"type": "integer", "minimum": 1, "maximum": 100, "default": 20}},
         {"name": "cursor", "in": "query", "schema": {"type": "string", "pattern": "^[0-9]+$"}})),
-    Operation("get", "/fleet/status", "Workers, queue, agents' recent runs, Redis", None, errors=(401, 403, 429),
-              tags=("fleet",)),
-    Operation("post", "/fleet/status", "The same as GET", None, errors=(401, 403, 429), tags=("fleet",)),
+    Operation("get", "/fleet/status", "Workers, queue, agents' recent runs, Redis", FleetStatus,
+              errors=(401, 403, 429), tags=("fleet",)),
+    Operation("post", "/fleet/status", "The same as GET", FleetStatus, errors=(401, 403, 429), tags=("fleet",)),
 )
 
-STRUCTS = (Problem, JobAccepted, JobView, JobList, CancelAnswer, submit.TestExecute, submit.TestGenerate,
+STRUCTS = (Problem, JobAccepted, JobView, JobList, CancelAnswer, FleetStatus, submit.TestExecute, submit.TestGenerate,
            submit.SecurityScan,
            submit.PerformanceTest, submit.CoverageAnalyze, submit.GateRequest)
 

@@ -10,6 +10,7 @@ import time
 from pathlib import Path
 
 import httpx
+import msgspec
 
 from tests.conftest import WEBHOOK_SECRET
 from tests.docs.examples import examples
@@ -64,6 +65,10 @@ def test_generate_key_and_job_status_examples(stack: Stack, tmp_path: Path) -> N
     [(fleet, _)] = examples("api.md", "fleet-status")
     status_of_fleet = json.loads(_sh(stack, fleet, AQE_URL=stack.web_url, AQE_API_KEY=key))
     assert status_of_fleet["workers"]["alive"] == 1 and "tests" in status_of_fleet["agents"]
+    from app.api.openapi import FleetStatus
+
+    fleet_view = msgspec.convert(status_of_fleet, FleetStatus)  # as /openapi.json describes it, with a live worker
+    assert fleet_view.workers.beats[0].max_jobs > 0 and set(fleet_view.queue.by_priority) == {"high", "normal", "low"}
 
 
 def test_limited_key_token_and_audit_examples(stack: Stack) -> None:
