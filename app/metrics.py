@@ -50,8 +50,8 @@ def observers(route: str, method: str, status: int) -> _Observers:
 class ApiMetrics:
     """ASGI middleware of the `/api/v1` mount: counts every request by its route template (never the raw path).
     Around a WebSocket endpoint, `route` names it: a connection counts as a `GET` with the status `101` when it was
-    accepted and served, the HTTP status of a refusal (a 4401–4499 close, or a denial response), and is timed to
-    its first message."""
+    accepted and served, the HTTP status of a refusal (a 4401–4499 close, a denial response, or 403 for a close
+    before the handshake), and is timed to its first message."""
 
     def __init__(self, app: ASGIApp, route: str | None = None) -> None:
         self.app, self.route = app, route
@@ -92,6 +92,8 @@ class ApiMetrics:
                 status = 101
             elif kind == "websocket.close" and 4400 <= message.get("code", 1000) < 4500:
                 status = message["code"] - 4000
+            elif kind == "websocket.close" and status == 500:  # closed before it was accepted: a 403 to the client
+                status = 403
             elif kind == "websocket.http.response.start":
                 status, answered = message["status"], time.perf_counter()
             await send(message)

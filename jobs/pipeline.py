@@ -300,7 +300,10 @@ class JobRun:
         await self.reporter.summarise(self.record, await self.services.store.extra_prs(self.record.id))
         await self._store_baseline()
         await self.tracker.finish("completed", conclusion=overall_conclusion(self.record.results))
-        await fleet.record_job_run(self.services.redis, self.record)  # only a job that ran to its end says how long
+        try:  # only a job that ran to its end says how long its kind takes; it has ended whatever happens here
+            await fleet.record_job_run(self.services.redis, self.record)
+        except Exception:
+            log.exception("job %s: could not record its duration", self.record.id)
 
     async def _bring_inputs(self, workspace: Workspace) -> None:
         """Files the request brought (an uploaded coverage report) into the scratch space, as agents' artifacts."""

@@ -297,6 +297,8 @@ async def test_websocket_connections_count_against_the_rate_limit(server: str, s
     response = refused.value.response
     assert response.status_code == 429 and int(response.headers["retry-after"]) >= 1
     assert json.loads(response.body)["code"] == "rate_limited"
+    metrics = httpx.get(f"{server}/metrics", timeout=5).text  # counted as the refusal the client saw
+    assert 'aqe_api_requests_total{method="GET",route="/job/{job_id}/stream",status="429"}' in metrics
 
 
 async def test_sse_resumes_with_after_in_the_query(server: str, store: JobStore, redis_url: str) -> None:
