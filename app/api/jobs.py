@@ -60,6 +60,13 @@ async def read_job(connection: HTTPConnection, job_id: str) -> JobRecord | None:
     return await connection.app.state.store.get(job_id)
 
 
+def job_links(public_url: str, job_id: str) -> dict[str, str]:
+    ws = "wss" + public_url[5:] if public_url.startswith("https") else "ws" + public_url[4:]
+    base = f"/api/v1/job/{job_id}"
+    return {"status_url": f"{public_url}{base}/status", "stream_url": f"{ws}{base}/stream",
+            "events_url": f"{public_url}{base}/events"}
+
+
 def status_view(record: JobRecord, at: float | None = None) -> dict:
     """The status endpoint's answer (as of `at`, epoch s: now by default)."""
     view = msgspec.to_builtins(record)
@@ -160,5 +167,6 @@ async def cancel_job(request: Request) -> Response:
                                            "conclusion": "cancelled", "error": record.error})
         if record.request.callback_url:  # no worker will run it, so none sends its callback: one is asked to
             await store.enqueue_callback(record.id)
-    answer = {"job_id": record.id, "status": "cancelled" if outcome == "removed" else "cancelling"}
+    answer = {"job_id": record.id, "status": "cancelled" if outcome == "removed" else "cancelling",
+              **job_links(request.app.state.settings.public_url, record.id)}
     return Response(_encode(answer), status_code=202, media_type="application/json")

@@ -149,6 +149,9 @@ class FleetStatus(msgspec.Struct, kw_only=True):
 class CancelAnswer(msgspec.Struct, kw_only=True):
     job_id: str
     status: Literal["cancelled", "cancelling"]
+    status_url: str
+    stream_url: str
+    events_url: str
 
 
 @dataclass(frozen=True)

@@ -29,7 +29,7 @@ from starlette.responses import Response
 from app.api.auth import Principal, require_job_visible, require_repo, require_runnable, require_scope
 from app.api.ratelimit import client_ip
 from app.api.errors import ApiError
-from app.api.jobs import JOB_ID_RE
+from app.api.jobs import JOB_ID_RE, job_links
 from jobs import audit, netpolicy
 from jobs.agents.gate import gate_result
 from jobs.callbacks import checked_callback_url
@@ -234,13 +234,6 @@ def run_request(body: Target, agents: list[str], options: dict[str, dict[str, An
                       head_sha=body.sha or "", head_ref=body.ref.removeprefix("refs/heads/") if body.ref else None,
                       trigger=f"api.{endpoint}", agents=agents, options=options, priority=body.priority,
                       callback_url=body.callback_url)
-
-
-def job_links(public_url: str, job_id: str) -> dict[str, str]:
-    ws = "wss" + public_url[5:] if public_url.startswith("https") else "ws" + public_url[4:]
-    base = f"/api/v1/job/{job_id}"
-    return {"status_url": f"{public_url}{base}/status", "stream_url": f"{ws}{base}/stream",
-            "events_url": f"{public_url}{base}/events"}
 
 
 IDEMPOTENCY_S = 24 * 3600  # a request retried with the same Idempotency-Key within this gets the same job
