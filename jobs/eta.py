@@ -26,9 +26,10 @@ def expected_duration(durations: list[float]) -> float | None:
 
 def remaining_s(record: JobRecord, at: float) -> float | None:
     """Seconds until the running job `record` is expected to end, as of `at` (epoch s); None when unknown."""
-    if record.status != "running" or record.started_at is None:
+    started = record.attempt_started_at or record.started_at  # this try's start: an earlier one was cut short
+    if record.status != "running" or started is None:
         return None
-    elapsed = max(0.0, at - record.started_at)
+    elapsed = max(0.0, at - started)
     if record.expected_s is not None and elapsed < record.expected_s:
         return round(record.expected_s - elapsed, 1)
     if MIN_PROGRESS_FOR_PACE <= record.progress < 100.0:

@@ -81,11 +81,12 @@ def job_runs_key(request: RunRequest) -> str:
 
 async def record_job_run(redis: Redis, record: JobRecord) -> None:
     """A completed job's duration, for the estimates of the next ones of its kind (`jobs.eta`)."""
-    if record.status != "completed" or record.started_at is None or record.finished_at is None:
+    started = record.attempt_started_at or record.started_at  # the try that ran to its end
+    if record.status != "completed" or started is None or record.finished_at is None:
         return
     key = job_runs_key(record.request)
     async with redis.pipeline(transaction=False) as pipe:
-        pipe.lpush(key, f"{record.finished_at - record.started_at:.3f}")
+        pipe.lpush(key, f"{record.finished_at - started:.3f}")
         pipe.ltrim(key, 0, eta.RECENT_JOBS - 1)
         pipe.expire(key, JOB_RUNS_TTL_S)
         await pipe.execute()

@@ -138,6 +138,7 @@ class JobRecord(msgspec.Struct, kw_only=True):
     report_refs: dict[str, int] = {}  # forge objects per agent (check run ids), reused if the job is retried
     attempts: int = 0
     expected_s: float | None = None  # how long its repository's recent jobs of its kind took (jobs.eta)
+    attempt_started_at: float | None = None  # when its latest try began (`started_at`: its first)
 
 
 def now() -> float:

@@ -29,7 +29,8 @@ KEYS_TTL_S = 600.0
 REFETCH_MIN_INTERVAL_S = 30.0  # an unknown key id refetches the keys, at most this often (a rotation, not a flood)
 LEEWAY_S = 30
 REPO_CLAIMS = ("repository", "project_path")  # GitHub Actions, GitLab CI
-REF_CLAIMS = ("ref", "ref_path")  # GitHub: "refs/heads/main"; GitLab: "refs/heads/main" in ref_path
+# The full ref: GitLab's tokens carry `ref_path` ("refs/heads/main") and a short `ref` ("main"); GitHub's `ref` is full.
+REF_CLAIMS = ("ref_path", "ref")
 
 
 OIDC_SCOPES = ("jobs:read", "jobs:write")
@@ -60,6 +61,9 @@ def parse_policy(text: str) -> tuple[OidcRule, ...]:
     except msgspec.DecodeError as exc:
         raise ValueError(f"a JSON list of rules like [{{\"repository\": \"acme/*\", \"ref\": \"refs/heads/main\"}}]: "
                          f"{exc}") from None
+    if not rules:
+        raise ValueError("an empty list would refuse every token; leave it unset to let each token act on its own "
+                         "repository")
     for number, rule in enumerate(rules, 1):
         if unknown := sorted(set(rule.scopes) - set(OIDC_SCOPES)):
             raise ValueError(f"rule {number}: scope {unknown[0]!r} is not one of {', '.join(OIDC_SCOPES)}")

@@ -32,7 +32,7 @@ from jobs.reporting.record import RecordReporter
 from jobs.reporting.render import LEVEL_ORDER
 from jobs.services import Services
 from jobs.settings import Settings
-from jobs.shown_errors import error_text, internal_places
+from jobs.shown_errors import error_text, internal_places, shown_result
 from jobs.store import JobStore, finish_step, start_step
 from jobs.tasks.callback import send_result
 
@@ -245,6 +245,8 @@ class JobRun:
             elif self.services.shutting_down:  # arq will not run it again: end it rather than leave it queued
                 await self._end_unfinished("failure", "failed", f"the worker running this job stopped {MAX_TRIES} "
                                                                 "times; AQE gave up on it")
+                if self.record.request.callback_url:  # by the next worker: this one is stopping
+                    await self.services.store.enqueue_callback(self.record.id)
             else:
                 await self._end_unfinished("cancelled", "cancelled", "the job was cancelled")
                 await self._call_back()
@@ -262,6 +264,7 @@ class JobRun:
     async def _steps(self) -> None:
         req = self.record.request
         self.record.status, self.record.started_at = "running", self.record.started_at or now()
+        self.record.attempt_started_at = now()  # a try after a stopped worker: the ETA and duration count from here
         self.record.attempts += 1
         self.record.results.clear()  # a retried job reports this try's results, not also the last one's
         self.record.expected_s = await fleet.expected_duration(self.services.redis, req)  # for the status's ETA
@@ -379,6 +382,7 @@ class JobRun:
         result.findings = prioritised(result.findings, workspace.changed_lines)
         if name == "test-generation" and self.record.request.propose_tests:
             result = await self._propose_tests(result, workspace)
+        result = shown_result(result, self.places)  # tools' output quoted in it names no path of this machine
         workspace.results[name] = result
         self.record.results.append(result)
         await self._keep_artifacts(workspace)

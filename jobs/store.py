@@ -302,11 +302,12 @@ class JobStore:
         return answer.decode() if isinstance(answer, bytes) else str(answer)
 
     async def enqueue_callback(self, job_id: str) -> None:
-        """Have a worker send the callback of a job that ended without one (once: arq job `callback:<id>`)."""
+        """Have a worker send the callback of a job that ended without one (once: arq job `callback:<id>`), before
+        any analysis waiting (it takes a moment, and its job has ended already)."""
         arq_id, at_ms = f"callback:{job_id}", int(time.time() * 1000)
         if await self.redis.set(ARQ_JOB_PREFIX + arq_id, arq_job_bytes(job_id, at_ms, ARQ_CALLBACK_FUNCTION),
                                 px=ARQ_EXPIRES_MS, nx=True):
-            await self.redis.zadd(ARQ_QUEUE, {arq_id: at_ms})
+            await self.redis.zadd(ARQ_QUEUE, {arq_id: at_ms - PRIORITY_HEAD_START_MS["high"] - ARQ_EXPIRES_MS})
 
     async def recent(self, *, before_ms: int | None, batch: int) -> list[tuple[str, int]]:
         """Job ids with their creation time (ms), newest first, created before `before_ms`."""

@@ -76,6 +76,7 @@ class JobView(msgspec.Struct, kw_only=True):
     artifacts: list[str]
     callbacks: list[CallbackAttempt]
     attempts: int
+    attempt_started_at: float | None  # when its latest try began (a worker that stopped left it to another)
     expected_s: float | None  # the median duration of the repository's last 20 completed jobs of its kind
     eta_s: float | None  # seconds it is expected still to run; null while queued, without an estimate, once ended
     eta: float | None  # when it should end (epoch seconds)

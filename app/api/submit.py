@@ -514,6 +514,11 @@ async def coverage_analyze(request: Request) -> Response:
         data = decoded_report(body)
     if (data is None) == (body.job_id is None):
         raise ApiError(422, "invalid_request", "give exactly one of report (the file, or its base64) or job_id")
+    settings: Settings = request.app.state.settings
+    run = run_request(body, ["coverage"], coverage_options(body), settings, "coverage-analyze", principal.forge)
+    with_base(run, body.base)
+    require_repo(principal, run.repo, run.forge)  # before the report is stored: a refused request leaves nothing
+    require_runnable(principal, "coverage/analyze", run.head_sha)
     if data is not None:
         await asyncio.to_thread(checked_report, data, body.report_name)
         name = Path(body.report_name).name or "coverage-report"
@@ -525,8 +530,5 @@ async def coverage_analyze(request: Request) -> Response:
                                                     "coverage report (its tests must have written one)")
         require_job_visible(principal, record.id, record.request.repo, record.request.forge)
         inputs = {"coverage.xml": f"aqe:job:{record.id}:artifact:coverage.xml"}
-    settings: Settings = request.app.state.settings
-    run = run_request(body, ["coverage"], coverage_options(body), settings, "coverage-analyze", principal.forge)
-    with_base(run, body.base)
     run.inputs = inputs
     return await accepted(request, principal, run, "coverage-analyze")

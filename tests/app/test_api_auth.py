@@ -348,7 +348,7 @@ def test_a_ci_oidc_token_starts_and_reads_jobs_of_its_own_repository_only(app_cl
 def test_a_gitlab_ci_token_acts_on_its_gitlab_project_never_on_a_github_repository_of_the_same_name(
         app_client: Callable[..., TestClient], issuer: Any, redis_url: str) -> None:
     client = app_client(AQE_OIDC_ISSUERS=issuer.issuer, GITLAB_TOKEN="glpat-for-clones")
-    token = issuer.token(repository=None, project_path="acme/widgets", ref=None, ref_path="refs/heads/main")
+    token = issuer.token(repository=None, project_path="acme/widgets", ref="main", ref_path="refs/heads/main")
     started = client.post("/api/v1/security/scan", json={"repo": "acme/widgets", "sha": "c" * 40}, headers=bearer(token))
     assert started.status_code == 202, started.text  # GitHub is configured too: the token says which forge
     mine = client.get(f"/api/v1/job/{started.json()['job_id']}/status", headers=bearer(token)).json()
@@ -429,3 +429,15 @@ def test_oidc_tokens_of_an_issuer_not_listed_or_with_a_forged_signature_are_401(
     forged = issuer.token(key=rsa.generate_private_key(public_exponent=65537, key_size=2048))
     assert trusting.get("/api/v1/jobs", headers=bearer(forged)).status_code == 401
     assert trusting.get("/api/v1/jobs", headers=bearer(issuer.token())).status_code == 200
+
+
+def test_a_coverage_report_for_a_repository_the_key_may_not_use_is_refused_before_it_is_stored(
+        client: TestClient, redis_url: str) -> None:
+    import base64
+
+    key = make_key(redis_url, "other-team", repos=["other/*"])
+    report = base64.b64encode(b"SF:calc.py\nDA:1,1\nend_of_record\n").decode()
+    refused = client.post("/api/v1/coverage/analyze", headers=bearer(key),
+                          json={"repo": "acme/widgets", "sha": "a" * 40, "report": report, "report_name": "lcov.info"})
+    assert refused.status_code == 403 and refused.json()["code"] == "repo_not_allowed"
+    assert redis_sync.Redis.from_url(redis_url).keys("aqe:upload:*") == []

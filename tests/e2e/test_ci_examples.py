@@ -109,7 +109,7 @@ def test_the_gitlab_ci_job_runs_on_its_id_token(tmp_path: Path, redis_url: str) 
     job = yaml.safe_load(config)["aqe-security-scan"]
     assert job["id_tokens"] == {"AQE_TOKEN": {"aud": "aqe"}}
     with FakeIssuer() as issuer, running_gitlab(tmp_path, redis_url, AQE_OIDC_ISSUERS=issuer.issuer) as gitlab:
-        token = issuer.token(repository=None, ref=None, project_path=PROJECT, ref_path="refs/heads/main",
+        token = issuer.token(repository=None, ref="main", project_path=PROJECT, ref_path="refs/heads/main",
                              sub=f"project_path:{PROJECT}:ref_type:branch:ref:main")
         sha = gitlab.repo.main_sha
         for line in job["script"]:

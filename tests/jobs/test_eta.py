@@ -42,3 +42,9 @@ def test_without_an_estimate_left_the_pace_so_far_is_extrapolated(expected: floa
 def test_a_job_that_is_not_running_has_no_estimate(status: str) -> None:
     assert remaining_s(_record(status, expected=60.0, progress=50.0), at=1010.0) is None
     assert remaining_s(_record("running", started=None, expected=60.0), at=1010.0) is None
+
+
+def test_a_job_tried_again_counts_from_its_latest_try() -> None:
+    record = _record(started=1000.0, expected=60.0, progress=5.0)
+    record.attempt_started_at = 1500.0  # the first worker stopped; another took the job up at 1500
+    assert remaining_s(record, at=1510.0) == 50.0

@@ -115,6 +115,10 @@ async def test_a_job_is_expected_to_take_as_long_as_its_kind_took_lately(redis: 
     same_agents = _job("acme/a", ["coverage", "tests"], "queued", None, None)  # in another order
     assert await fleet.expected_duration(redis, same_agents.request) == 5.0
     assert await fleet.expected_duration(redis, _job("acme/a", [], "queued", None, None).request) is None
+    retried = _job("acme/d", [], "completed", 100.0, 400.0)
+    retried.attempt_started_at = 380.0  # a stopped worker's try, then the wait for another: not the job's kind
+    await fleet.record_job_run(redis, retried)
+    assert await fleet.expected_duration(redis, retried.request) == 20.0
     for seconds in range(30):
         await fleet.record_job_run(redis, _job("acme/c", [], "completed", 0.0, float(seconds)))
     assert await redis.llen("aqe:job-runs:github:acme/c:*") == 20  # the latest 20: 10 … 29

@@ -36,7 +36,7 @@ async def test_a_github_actions_token_acts_for_its_repository(http: httpx.AsyncC
 
 
 async def test_a_gitlab_token_names_its_project(http: httpx.AsyncClient, issuer: FakeIssuer) -> None:
-    token = issuer.token(repository=None, ref=None, project_path="group/app", ref_path="refs/heads/main")
+    token = issuer.token(repository=None, ref="main", project_path="group/app", ref_path="refs/heads/main")
     identity = await _verifier(http, issuer, refs=("refs/heads/main",)).verify(token)
     assert (identity.repo, identity.ref) == ("group/app", "refs/heads/main")
 

@@ -155,8 +155,10 @@ async def test_a_stopping_worker_requeues_the_job_unless_it_was_the_last_try(
     services = Services.create(make_settings(), redis)
     store = JobStore(redis)
     request = RunRequest(forge="github", repo="acme/widgets", clone_url="u", head_sha="a" * 40,
-                         trigger="pull_request.opened", agents=["tests"], pr_number=1)
+                         trigger="pull_request.opened", agents=["tests"], pr_number=1,
+                         callback_url="https://ci.example.com/done")
     record = await store.get((await store.enqueue(request, delivery_key="aqe:delivery:github:t")).job_id)
+    await redis.delete("arq:queue")  # as if a worker had taken it
     run = pipeline.JobRun(services, record, last_try=last_try)  # type: ignore[arg-type]
     started = asyncio.Event()
 
@@ -175,4 +177,7 @@ async def test_a_stopping_worker_requeues_the_job_unless_it_was_the_last_try(
     assert stored is not None and stored.status == status
     if last_try:
         assert "stopped 3 times" in str(stored.error)
+    # The job's callback: sent by the next worker when this one gave the job up; else when the job ends.
+    queued = [member.decode() for member in await redis.zrange("arq:queue", 0, -1)]
+    assert queued == ([f"callback:{record.id}"] if last_try else [])
     await services.close()

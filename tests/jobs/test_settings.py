@@ -80,6 +80,7 @@ def test_oidc_settings(tmp_path) -> None:  # type: ignore[no-untyped-def]
 
 @pytest.mark.parametrize(("policy", "said"), [
     ('{"repository": "acme/*"}', "a JSON list of rules"),
+    ("[]", "an empty list would refuse every token"),
     ('[{"ref": "refs/heads/main"}]', "missing required field `repository`"),
     ('[{"repository": "acme/*", "branch": "main"}]', "unknown field `branch`"),
     ('[{"repository": "acme/*"}, {"repository": "x/*", "scopes": ["admin"]}]', "rule 2: scope 'admin'"),

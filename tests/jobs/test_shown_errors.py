@@ -6,7 +6,8 @@ import sys
 import tempfile
 from pathlib import Path
 
-from jobs.shown_errors import error_text, internal_places, without_internal_paths
+from jobs.model import AgentResult, Finding
+from jobs.shown_errors import AQE_SOURCE, error_text, internal_places, shown_result, without_internal_paths
 
 
 def test_machine_paths_are_replaced_and_repository_paths_made_relative(tmp_path: Path) -> None:
@@ -34,3 +35,19 @@ def test_an_exception_reads_as_its_type_and_message(tmp_path: Path) -> None:
     error = PermissionError(13, "Permission denied", str(tmp_path / "work" / "x"))
     assert error_text(error, internal_places(tmp_path)) == \
         "PermissionError: [Errno 13] Permission denied: '$AQE_DATA_DIR/work/x'"
+
+
+def test_a_checks_result_quotes_tool_output_without_machine_paths(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    source = data / "work" / "j" / "src"
+    trace = f'File "{AQE_SOURCE}/jobs/performance/engine.py", line 9\n{source}/tests/test_cart.py:12: AssertionError'
+    finding = Finding(path="tests/test_cart.py", start_line=12, end_line=12, level="failure", rule="test",
+                      message=f"failed at {source}/tests/test_cart.py:12", title=f"in {source}",
+                      raw_details=trace)
+    result = AgentResult(agent="tests", conclusion="failure", title=f"Tests of {source}", summary=trace,
+                         text=f"cwd {data}/work/j/scratch", findings=[finding])
+    shown = shown_result(result, internal_places(data, source))
+    assert shown.summary == 'File "<aqe>/jobs/performance/engine.py", line 9\ntests/test_cart.py:12: AssertionError'
+    assert (shown.title, shown.text) == ("Tests of .", "cwd $AQE_DATA_DIR/work/j/scratch")
+    assert shown.findings[0].message == "failed at tests/test_cart.py:12" and shown.findings[0].title == "in ."
+    assert str(tmp_path) not in repr(shown) and str(AQE_SOURCE) not in repr(shown)

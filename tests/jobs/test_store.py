@@ -160,3 +160,13 @@ async def test_events_read_the_same_over_the_pipelined_connection(redis: Redis, 
         assert await web.events(record.id, everything[-1][0]) == [] == await web.events("f" * 24)
     finally:
         await pipelined.close()
+
+
+async def test_a_callback_goes_before_every_analysis_waiting(redis: Redis) -> None:
+    store = JobStore(redis)
+    request = RunRequest(forge="github", repo="acme/widgets", clone_url="u", head_sha="f" * 40, trigger="api.test",
+                         agents=["tests"], priority="high")
+    urgent = (await store.enqueue(request, delivery_key="aqe:delivery:api:cb-order")).job_id
+    await store.enqueue_callback("0" * 24)
+    await store.enqueue_callback("0" * 24)  # once
+    assert [m.decode() for m in await redis.zrange("arq:queue", 0, -1)] == [f"callback:{'0' * 24}", urgent]
