@@ -1,6 +1,7 @@
-"""The completion callback of a job that ended without running on a worker (cancelled while queued, or a gate
-answered by the web process): the arq function `callback`, which a worker runs as it runs analyses, so the
-attempts are retried with backoff off the request path and survive a web process's restart."""
+"""Completion callbacks: `send_result` for a job a worker ran to its end, and the arq function `callback` for one
+that ended otherwise (cancelled while queued, the gate answered by the web process, a job given up after its
+workers stopped). A worker runs `callback` as it runs analyses, so the attempts are retried with backoff off the
+request path and survive a web process's restart."""
 
 from __future__ import annotations
 
