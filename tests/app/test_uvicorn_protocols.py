@@ -6,17 +6,16 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import gc
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 
 import pytest
-import uvicorn
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
 from websockets.asyncio.client import connect
 from websockets.server import ServerProtocol
 
 from app.cli import UVICORN_OPTIONS
-from tests.fakes.processes import free_port
+from tests.fakes.server import ThreadedServer
 
 
 async def echo_once(scope, receive, send):  # type: ignore[no-untyped-def]
@@ -42,19 +41,14 @@ def collector_off() -> Iterator[None]:
         gc.enable()
 
 
-@contextlib.asynccontextmanager
-async def served(app, options: dict[str, object]) -> AsyncIterator[int]:  # type: ignore[no-untyped-def]
-    port = free_port()
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning",
-                                           **{**options, "lifespan": "off"}))
-    task = asyncio.create_task(server.serve())
-    while not server.started:
-        await asyncio.sleep(0.01)
+@contextlib.contextmanager
+def served(app, options: dict[str, object]) -> Iterator[int]:  # type: ignore[no-untyped-def]
+    server = ThreadedServer(app, "uvicorn-protocols-under-test", **options)
+    url = server.start()
     try:
-        yield port
+        yield int(url.rsplit(":", 1)[1])
     finally:
-        server.should_exit = True
-        await task
+        server.stop()
 
 
 def live_protocols() -> list[object]:
@@ -76,7 +70,7 @@ async def connections_closed(port: int, count: int, client_closes: bool) -> None
 @pytest.mark.parametrize("client_closes", [False, True], ids=["server-closes", "client-closes"])
 async def test_closed_websocket_connections_leave_no_protocol_objects(client_closes: bool) -> None:
     with collector_off():
-        async with served(echo_once, UVICORN_OPTIONS) as port:
+        with served(echo_once, UVICORN_OPTIONS) as port:
             before = len(live_protocols())
             await connections_closed(port, 20, client_closes)
             for _ in range(50):  # the server sees each close a moment after the client
@@ -91,7 +85,7 @@ async def test_the_protocols_serve_plain_requests_too() -> None:
         await send({"type": "http.response.start", "status": 200, "headers": [(b"content-length", b"2")]})
         await send({"type": "http.response.body", "body": b"ok"})
 
-    async with served(hello, UVICORN_OPTIONS) as port:
+    with served(hello, UVICORN_OPTIONS) as port:
         reader, writer = await asyncio.open_connection("127.0.0.1", port)
         writer.write(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
         head = await reader.readuntil(b"\r\n\r\n")

@@ -36,25 +36,26 @@ def _run(line: str, cwd: Path, **env: str) -> subprocess.CompletedProcess[str]:
                           capture_output=True, text=True, timeout=180)
 
 
-def _verdict(stack: Stack, output: str) -> dict[str, Any]:
+def _verdict(stack: Stack, output: str, headers: dict[str, str]) -> dict[str, Any]:
     job_id = re.search(r"AQE job: \S+/jobs/([0-9a-f]{24})", output)
     assert job_id, output
-    return finished_job(stack, job_id[1], api_key_headers(stack))
+    return finished_job(stack, job_id[1], headers)
 
 
 def test_the_script_waits_for_the_verdict_and_fails_the_build_on_a_failure(stack: Stack, tmp_path: Path) -> None:
     work = _workspace(tmp_path)
-    key = api_key_headers(stack)["Authorization"].removeprefix("Bearer ")
+    headers = api_key_headers(stack)
+    key = headers["Authorization"].removeprefix("Bearer ")
     base, head = plant(stack)  # a secret and a shell injection: the scan fails
     failing = _run("sh ci/aqe-scan.sh", work, AQE_URL=stack.web_url, AQE_TOKEN=key, REPO=REPO, SHA=head,
                    BUILD_ID="build-1")
     assert failing.returncode == 1, failing.stdout + failing.stderr
     assert "security | failure |" in failing.stdout and "AQE: completed failure" in failing.stdout
-    record = _verdict(stack, failing.stdout)
+    record = _verdict(stack, failing.stdout, headers)
     assert record["request"]["head_sha"] == head and record["result"]["conclusion"] == "failure"
     again = _run("sh ci/aqe-scan.sh", work, AQE_URL=stack.web_url, AQE_TOKEN=key, REPO=REPO, SHA=head,
                  BUILD_ID="build-1")  # a retried build: the same job, at once
-    assert _verdict(stack, again.stdout)["id"] == record["id"] and again.returncode == 1
+    assert _verdict(stack, again.stdout, headers)["id"] == record["id"] and again.returncode == 1
     refused = _run("sh ci/aqe-scan.sh", work, AQE_URL=stack.web_url, AQE_TOKEN="aqe_" + "x" * 32, REPO=REPO,
                    SHA=head, BUILD_ID="build-2")
     assert refused.returncode == 1 and "AQE refused:" in refused.stderr and "invalid_credentials" in refused.stderr
@@ -64,7 +65,7 @@ def test_the_script_waits_for_the_verdict_and_fails_the_build_on_a_failure(stack
     [step] = re.findall(r"sh '(.+)'", jenkinsfile)
     passing = _run(step, work, AQE_URL=stack.web_url, AQE_TOKEN=key, REPO=REPO, GIT_COMMIT=stack.repo.main_sha,
                    BUILD_TAG="jenkins-widgets-7")
-    record = _verdict(stack, passing.stdout)
+    record = _verdict(stack, passing.stdout, headers)
     assert passing.returncode == (1 if record["result"]["conclusion"] == "failure" else 0), passing.stdout
     assert record["request"]["head_sha"] == stack.repo.main_sha
 
@@ -74,7 +75,7 @@ def test_the_script_waits_for_the_verdict_and_fails_the_build_on_a_failure(stack
     owner, name = REPO.split("/")
     circle = _run(command, work, AQE_URL=stack.web_url, AQE_TOKEN=key, CIRCLE_PROJECT_USERNAME=owner,
                   CIRCLE_PROJECT_REPONAME=name, CIRCLE_SHA1=head, CIRCLE_WORKFLOW_ID="wf-1", CIRCLE_BUILD_NUM="3")
-    assert circle.returncode == 1 and _verdict(stack, circle.stdout)["request"]["head_sha"] == head
+    assert circle.returncode == 1 and _verdict(stack, circle.stdout, headers)["request"]["head_sha"] == head
 
 
 def test_the_github_actions_workflow_runs_on_the_jobs_id_token(tmp_path: Path, redis_url: str,
@@ -93,7 +94,7 @@ def test_the_github_actions_workflow_runs_on_the_jobs_id_token(tmp_path: Path, r
                    ACTIONS_ID_TOKEN_REQUEST_TOKEN=issuer.REQUEST_TOKEN, AQE_URL=stack.web_url, REPO=REPO,
                    SHA=sha, BUILD_ID="4242-1")
         assert "AQE: completed" in ran.stdout, ran.stdout + ran.stderr
-        record = _verdict(stack, ran.stdout)
+        record = _verdict(stack, ran.stdout, api_key_headers(stack))
         assert ran.returncode == (1 if record["result"]["conclusion"] == "failure" else 0)
         assert record["request"]["head_sha"] == sha and record["request"]["repo"] == REPO
         issuer.actions_claims = {"repository": "acme/other", "ref": "refs/heads/main", "sha": sha}
